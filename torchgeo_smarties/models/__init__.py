@@ -1,0 +1,36 @@
+"""SMARTIES encoder, weights, builders and registration."""
+
+from .builders import ARCHS, TIMM_TAGS, smarties_vit_base_patch16, smarties_vit_large_patch16, smarties_vitb, smarties_vitl
+from .checkpoint import filter_encoder_state_dict, load_checkpoint, load_encoder_weights
+from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
+from .register import register_with_torchgeo
+from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed, SpectrumRangeProjection, patch_validity
+from .vit import DEFAULT_PRESETS, Bands, SMARTIESViT, default_bands_for
+from .weights import SMARTIESBase16_Weights, SMARTIESLarge16_Weights, SMARTIESWeightsEnum, find_weights_file
+
+__all__ = (
+    'ARCHS',
+    'DEFAULT_PRESETS',
+    'TIMM_TAGS',
+    'Bands',
+    'SMARTIESBase16_Weights',
+    'SMARTIESLarge16_Weights',
+    'SMARTIESViT',
+    'SMARTIESWeightsEnum',
+    'SpectrumAwareProjection',
+    'SpectrumPatchEmbed',
+    'SpectrumRangeProjection',
+    'default_bands_for',
+    'filter_encoder_state_dict',
+    'find_weights_file',
+    'get_2d_sincos_pos_embed',
+    'load_checkpoint',
+    'load_encoder_weights',
+    'patch_validity',
+    'register_with_torchgeo',
+    'resample_pos_embed',
+    'smarties_vit_base_patch16',
+    'smarties_vit_large_patch16',
+    'smarties_vitb',
+    'smarties_vitl',
+)

@@ -1,0 +1,332 @@
+"""Spectrum-aware patch embedding, fused into one static projection per band plan.
+
+The release embeds each band of a 16×16 patch with the ``Linear(256 → D)`` of its
+spectral range and takes ``12 · mean`` over the bands. Because everything is
+linear, that equals one strided projection of all bands at once:
+
+    token = Σ_c (12/C)·W_k(c) x_c + (12/C)·Σ_c b_k(c)
+
+:class:`SpectrumAwareProjection` holds the 17 learned ``Linear`` layers (state-dict
+keys ``spectrum_projection.spectrum_embeds.{k}.proj.*`` exactly as released) and
+builds the fused weight for a :class:`~torchgeo_smarties.spectrum.ProjectionPlan`:
+
+* in inference (no grad) the fused weight is cached per (plan, device, dtype) and
+  revalidated against the parameters' version counters, so it follows every
+  in-place update (optimiser steps, ``load_state_dict``) and never goes stale;
+* with grad enabled it is rebuilt each call (a C×17 by 17×D×256 contraction,
+  negligible next to the ViT) so gradients reach each learned range;
+* under ``torch.compile``/export it is built from constants and parameters only,
+  so a fixed plan gives a static graph with no breaks.
+
+An optional validity mask (``band_mask``) makes each token ``12 ×`` the mean over
+the bands that are valid *for that patch*, exactly (masked einsum). A band counts
+as valid in a patch only if all its pixels there are valid; a patch with no valid
+band gets an all-zero embedding (before the position embedding) — downstream code
+(e.g. ``smarties embed``) reports such patches as nodata.
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import BandCountError, ImageSizeError, InputError
+from ..spectrum import NUM_LEARNED_RANGES, PROJECTION_SCALER, ProjectionPlan
+
+__all__ = ('SpectrumAwareProjection', 'SpectrumPatchEmbed', 'SpectrumRangeProjection', 'validate_image')
+
+
+class _RangeLinear(nn.Linear):
+    """``nn.Linear`` that also reports ``in_channels`` (torchgeo's weight loader reads it)."""
+
+    @property
+    def in_channels(self) -> int:
+        """Number of inputs (S·S pixels), for torchgeo's ``load_state_dict`` helper."""
+        return self.in_features
+
+
+class SpectrumRangeProjection(nn.Module):
+    """One learned spectral range: ``Linear(S·S → D)`` on a row-major flattened band patch."""
+
+    def __init__(self, patch_size: int, embed_dim: int) -> None:
+        """Initialize a new SpectrumRangeProjection instance.
+
+        Args:
+            patch_size: patch side S.
+            embed_dim: token width D.
+        """
+        super().__init__()
+        self.proj = _RangeLinear(patch_size * patch_size, embed_dim, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Project flattened band patches (..., S·S) to (..., D)."""
+        out: Tensor = self.proj(x)
+        return out
+
+
+def validate_image(x: Tensor, num_bands: int, patch_size: int, check_finite: bool = True) -> None:
+    """Check an image batch against a plan; raise a typed error naming the fix.
+
+    Raises:
+        InputError: wrong rank or dtype, or NaN/inf values (when *check_finite*).
+        BandCountError: channel count differs from the plan's band count.
+        ImageSizeError: height or width is not a multiple of the patch size.
+    """
+    if not isinstance(x, Tensor):
+        raise InputError(f'expected a torch.Tensor image batch (B, C, H, W), got {type(x).__name__}')
+    if x.ndim != 4:
+        raise InputError(
+            f'expected a 4-D image batch (B, C, H, W), got shape {tuple(x.shape)}; add a batch dimension '
+            'with x[None] for a single image'
+        )
+    if not x.is_floating_point():
+        raise InputError(
+            f'expected a floating-point image, got {x.dtype}; normalise it first (e.g. SmartiesNormalize) '
+            'or call x.float()'
+        )
+    if x.shape[1] != num_bands:
+        raise BandCountError(
+            f'the image has {x.shape[1]} channels but the band set has {num_bands} bands; pass bands=[...] '
+            'with one "<sensor>:<band>" per channel, in channel order'
+        )
+    h, w = x.shape[-2:]
+    if h % patch_size or w % patch_size:
+        raise ImageSizeError(
+            f'image size {h}×{w} is not a multiple of the patch size {patch_size}; pad or crop to '
+            f'{math.ceil(h / patch_size) * patch_size}×{math.ceil(w / patch_size) * patch_size} '
+            f'or {h // patch_size * patch_size}×{w // patch_size * patch_size}'
+        )
+    if check_finite and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+        raise InputError(
+            'the image contains NaN or infinite values; pass band_mask= (False where data is missing) '
+            'so those pixels are masked inside the tokenizer, or fill them'
+        )
+
+
+def _patchify(x: Tensor, patch_size: int) -> Tensor:
+    """(B, C, H, W) → (B·h·w, C·S·S), patches row-major, pixels row-major within a band."""
+    b, c, h, w = x.shape
+    s = patch_size
+    x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(b * (h // s) * (w // s), c * s * s)
+
+
+class SpectrumAwareProjection(nn.Module):
+    """The 17 learned per-range projections and the fused, cached patch embedding."""
+
+    def __init__(
+        self, patch_size: int = 16, embed_dim: int = 768, num_ranges: int = NUM_LEARNED_RANGES,
+        scaler: float = PROJECTION_SCALER,
+    ) -> None:
+        """Initialize a new SpectrumAwareProjection instance.
+
+        Args:
+            patch_size: patch side S (16 in the release).
+            embed_dim: token width D.
+            num_ranges: number of learned spectral ranges (17 in the release).
+            scaler: the release's ``projection_scaler`` (12).
+        """
+        super().__init__()
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.scaler = float(scaler)
+        self.spectrum_embeds = nn.ModuleList(SpectrumRangeProjection(patch_size, embed_dim) for _ in range(num_ranges))
+        self._cache: dict[tuple[Any, ...], tuple[tuple[tuple[int, int], ...], Tensor, Tensor, Tensor]] = {}
+
+    # -- weights ---------------------------------------------------------------------------------------------------
+    def _params(self) -> list[Tensor]:
+        return [t for m in self.spectrum_embeds for t in (m.proj.weight, m.proj.bias)]
+
+    def _apply(self, *args: Any, **kwargs: Any) -> 'SpectrumAwareProjection':
+        self._cache.clear()
+        return super()._apply(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-channel weights (C·S·S, D) and biases (C, D) for *plan*, unscaled; plus mixing matrix."""
+        weight = torch.stack([m.proj.weight for m in self.spectrum_embeds])  # (K, D, P)
+        bias = torch.stack([m.proj.bias for m in self.spectrum_embeds])  # (K, D)
+        mix = torch.tensor(plan.matrix(), dtype=weight.dtype, device=weight.device)  # (C, K)
+        k, d, p = weight.shape
+        if mix.shape[1] != k:
+            raise ValueError(f'plan mixes {mix.shape[1]} ranges but the model has {k}')
+        # W_c = Σ_k A[c,k] W_k, laid out (C, P, D) so a patch row (c·P + p) multiplies it directly
+        w_c = torch.einsum('ck,kdp->cpd', mix, weight).reshape(mix.shape[0] * p, d)
+        b_c = mix @ bias  # (C, D)
+        return w_c.to(device=device, dtype=dtype), b_c.to(device=device, dtype=dtype), mix
+
+    def fused(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The fused projection of *plan*: weight (C·S·S, D) and bias (D,), scale 12/C folded in.
+
+        Cached per (plan, device, dtype) outside autograd; rebuilt under grad or compile.
+        """
+        scale = self.scaler / plan.num_active
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            w_c, b_c, _ = self._build(plan, device, dtype)
+            return w_c * scale, b_c.sum(0) * scale
+        key = (plan, device, dtype)
+        versions = tuple((t._version, t.data_ptr()) for t in self._params())
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == versions:
+            return hit[1], hit[2]
+        with torch.no_grad():
+            w_c, b_c, _ = self._build(plan, device, dtype)
+            w, b = w_c * scale, b_c.sum(0) * scale
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = (versions, w, b, b_c)
+        return w, b
+
+    # -- forward ---------------------------------------------------------------------------------------------------
+    def forward(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor | None = None) -> Tensor:
+        """Embed an image batch into patch tokens.
+
+        Args:
+            x: (B, C, H, W) floating image; channels in the order of *plan*.
+            plan: the band plan (see :func:`torchgeo_smarties.spectrum.plan_bands`).
+            band_mask: optional validity mask, True = valid: (B, C) per band, (B, C, h, w) per
+                patch, or (B, C, H, W) per pixel. Invalid values (even NaN) are ignored exactly.
+
+        Returns:
+            Tokens of shape (B, h, w, D), with h = H/S and w = W/S.
+        """
+        b, c, h, w = x.shape
+        s = self.patch_size
+        gh, gw = h // s, w // s
+        if band_mask is None:
+            weight, bias = self.fused(plan, x.device, x.dtype)
+            if x.is_cuda and not torch.compiler.is_compiling():
+                kernel = weight.reshape(c, s, s, -1).permute(3, 0, 1, 2)
+                return F.conv2d(x, kernel, bias, stride=s).permute(0, 2, 3, 1)
+            tokens = torch.addmm(bias, _patchify(x, s), weight)
+            return tokens.reshape(b, gh, gw, -1)
+        return self._masked(x, plan, band_mask)
+
+    def _masked(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        s = self.patch_size
+        gh, gw = h // s, w // s
+        valid = patch_validity(band_mask, (b, c, h, w), s)  # (B, C, gh, gw) bool
+        active = torch.tensor(plan.active, device=x.device)
+        valid = valid & active[None, :, None, None]
+        vpix = valid.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+        x = torch.where(vpix, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            w_c, b_c, _ = self._build(plan, x.device, x.dtype)
+        else:
+            self.fused(plan, x.device, x.dtype)
+            hit = self._cache[(plan, x.device, x.dtype)]
+            w_c, b_c = hit[1] * (plan.num_active / self.scaler), hit[3]
+        v = valid.permute(0, 2, 3, 1).reshape(b * gh * gw, c).to(x.dtype)  # (N, C)
+        summed = _patchify(x, s) @ w_c + v @ b_c
+        count = v.sum(1, keepdim=True).clamp_min(1.0)
+        return (self.scaler * summed / count).reshape(b, gh, gw, -1)
+
+
+def patch_validity(band_mask: Tensor, shape: Sequence[int], patch_size: int) -> Tensor:
+    """Reduce a validity mask to per-(band, patch) validity (B, C, h, w).
+
+    A band is valid in a patch when all its pixels there are valid.
+
+    Raises:
+        InputError: if the mask's shape fits none of (B, C), (B, C, h, w), (B, C, H, W).
+    """
+    b, c, h, w = shape
+    s = patch_size
+    gh, gw = h // s, w // s
+    m = band_mask
+    if m.dtype != torch.bool:
+        m = m != 0
+    if m.ndim == 2 and tuple(m.shape) == (b, c):
+        return m[:, :, None, None].expand(b, c, gh, gw)
+    if m.ndim == 4 and tuple(m.shape) == (b, c, gh, gw):
+        return m
+    if m.ndim == 4 and tuple(m.shape) == (b, c, h, w):
+        return m.reshape(b, c, gh, s, gw, s).all(dim=5).all(dim=3)
+    raise InputError(
+        f'band_mask of shape {tuple(band_mask.shape)} fits neither (B, C)={b, c}, (B, C, h, w)={b, c, gh, gw} '
+        f'nor (B, C, H, W)={b, c, h, w}'
+    )
+
+
+class SpectrumPatchEmbed(nn.Module):
+    """timm-compatible patch-embed adapter around :class:`SpectrumAwareProjection`.
+
+    It has no parameters of its own (they live in the model's ``spectrum_projection``
+    so that the state dict keeps the release's key names) and provides what timm's
+    ``VisionTransformer`` expects of ``patch_embed``: ``grid_size``, ``num_patches``,
+    ``feat_ratio``, ``dynamic_feat_size``, ``set_input_size`` and the output format.
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        output_fmt: str | None = None,
+        strict_img_size: bool = True,
+        **_: Any,
+    ) -> None:
+        """Initialize a new SpectrumPatchEmbed instance (arguments as timm's ``PatchEmbed``)."""
+        super().__init__()
+        ps = patch_size if isinstance(patch_size, int) else patch_size[0]
+        if not isinstance(patch_size, int) and patch_size[0] != patch_size[1]:
+            raise ImageSizeError(f'only square patches are supported, got {patch_size}')
+        self.patch_size = (ps, ps)
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.output_fmt = output_fmt or 'NLC'
+        self.flatten = self.output_fmt == 'NLC'
+        self.strict_img_size = strict_img_size
+        self.dynamic_img_pad = False
+        self.set_input_size(img_size)
+        self.projection: SpectrumAwareProjection | None = None  # bound by the model (not a submodule)
+        self.plan: ProjectionPlan | None = None
+        self.band_mask: Tensor | None = None
+        self.check_finite = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == 'projection':  # keep a plain reference: the parameters belong to the model
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def set_input_size(
+        self, img_size: int | tuple[int, int] | None = None, patch_size: int | tuple[int, int] | None = None
+    ) -> None:
+        """Set the nominal image size (the grid of the stored position embedding)."""
+        if patch_size is not None and patch_size not in (self.patch_size[0], self.patch_size):
+            raise ImageSizeError('the patch size of SMARTIES is fixed by its learned projections (16)')
+        if img_size is not None:
+            size = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+            if size[0] % self.patch_size[0] or size[1] % self.patch_size[1]:
+                raise ImageSizeError(f'img_size {size} is not a multiple of the patch size {self.patch_size[0]}')
+            self.img_size = size
+            self.grid_size = (size[0] // self.patch_size[0], size[1] // self.patch_size[1])
+            self.num_patches = self.grid_size[0] * self.grid_size[1]
+
+    def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
+        """Downsampling ratio of the token grid."""
+        return self.patch_size[0] if as_scalar else self.patch_size
+
+    def dynamic_feat_size(self, img_size: tuple[int, int]) -> tuple[int, int]:
+        """Token grid for an image of *img_size*."""
+        return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Embed *x* with the plan and mask currently bound by the model."""
+        if self.projection is None or self.plan is None:
+            raise RuntimeError('SpectrumPatchEmbed is not bound to a model')
+        validate_image(x, self.plan.num_bands, self.patch_size[0], self.check_finite and self.band_mask is None)
+        if self.strict_img_size and tuple(x.shape[-2:]) != self.img_size:
+            raise ImageSizeError(
+                f'input size {tuple(x.shape[-2:])} differs from the model size {self.img_size}; '
+                'build the model with dynamic_img_size=True (the default) to accept any size'
+            )
+        tokens = self.projection(x, self.plan, self.band_mask)
+        if self.flatten:
+            return tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
+        return tokens
