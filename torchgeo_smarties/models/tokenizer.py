@@ -220,9 +220,9 @@ class SpectrumAwareProjection(nn.Module):
             hit = self._cache[(plan, x.device, x.dtype)]
             w_c, b_c = hit[1] * (plan.num_active / self.scaler), hit[3]
         v = valid.permute(0, 2, 3, 1).reshape(b * gh * gw, c).to(x.dtype)  # (N, C)
-        summed = _patchify(x, s) @ w_c + v @ b_c
-        count = v.sum(1, keepdim=True).clamp_min(1.0)
-        return (self.scaler * summed / count).reshape(b, gh, gw, -1)
+        scale = self.scaler / v.sum(1, keepdim=True).clamp_min(1.0)  # 12 / (valid bands per patch)
+        tokens = torch.addmm((v * scale) @ b_c, _patchify(x, s) * scale, w_c)
+        return tokens.reshape(b, gh, gw, -1)
 
 
 def patch_validity(band_mask: Tensor, shape: Sequence[int], patch_size: int) -> Tensor:
