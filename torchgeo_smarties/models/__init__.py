@@ -1,6 +1,13 @@
 """SMARTIES encoder, weights, builders and registration."""
 
-from .builders import ARCHS, TIMM_TAGS, smarties_vit_base_patch16, smarties_vit_large_patch16, smarties_vitb, smarties_vitl
+from .builders import (
+    ARCHS,
+    TIMM_TAGS,
+    smarties_vit_base_patch16,
+    smarties_vit_large_patch16,
+    smarties_vitb,
+    smarties_vitl,
+)
 from .checkpoint import filter_encoder_state_dict, load_checkpoint, load_encoder_weights
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 from .register import register_with_torchgeo

@@ -27,7 +27,7 @@ band gets an all-zero embedding (before the position embedding) — downstream c
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -137,8 +137,11 @@ class SpectrumAwareProjection(nn.Module):
         self._cache: dict[tuple[Any, ...], tuple[tuple[tuple[int, int], ...], Tensor, Tensor, Tensor]] = {}
 
     # -- weights ---------------------------------------------------------------------------------------------------
+    def _linears(self) -> list[nn.Linear]:
+        return [cast(SpectrumRangeProjection, m).proj for m in self.spectrum_embeds]
+
     def _params(self) -> list[Tensor]:
-        return [t for m in self.spectrum_embeds for t in (m.proj.weight, m.proj.bias)]
+        return [t for lin in self._linears() for t in (lin.weight, lin.bias)]
 
     def _apply(self, *args: Any, **kwargs: Any) -> 'SpectrumAwareProjection':
         self._cache.clear()
@@ -146,8 +149,8 @@ class SpectrumAwareProjection(nn.Module):
 
     def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         """Per-channel weights (C·S·S, D) and biases (C, D) for *plan*, unscaled; plus mixing matrix."""
-        weight = torch.stack([m.proj.weight for m in self.spectrum_embeds])  # (K, D, P)
-        bias = torch.stack([m.proj.bias for m in self.spectrum_embeds])  # (K, D)
+        weight = torch.stack([lin.weight for lin in self._linears()])  # (K, D, P)
+        bias = torch.stack([lin.bias for lin in self._linears()])  # (K, D)
         mix = torch.tensor(plan.matrix(), dtype=weight.dtype, device=weight.device)  # (C, K)
         k, d, p = weight.shape
         if mix.shape[1] != k:

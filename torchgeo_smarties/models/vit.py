@@ -10,12 +10,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from ..errors import BandCountError
-from ..spectrum import (
-    InterpolationPolicy,
-    OutOfRange,
-    ProjectionPlan,
-    plan_bands,
-)
+from ..spectrum import InterpolationPolicy, OutOfRange, ProjectionPlan, plan_bands
 from ..spectrum.registry import BandSpec
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed
@@ -212,8 +207,8 @@ class SMARTIESViT(VisionTransformer):
     # -- timm overrides -----------------------------------------------------------------------------------------------
     def _pos_embed(self, x: Tensor) -> Tensor:
         """Prepend CLS and add the position embedding, resampled like the release for other sizes."""
-        pos_embed = self.pos_embed
-        assert pos_embed is not None and self.cls_token is not None
+        assert self.pos_embed is not None and self.cls_token is not None
+        pos_embed: Tensor = self.pos_embed
         if x.ndim == 4:
             b, h, w, c = x.shape
             pos_embed = resample_pos_embed(pos_embed, (h, w), self.patch_embed.grid_size, self.num_prefix_tokens)

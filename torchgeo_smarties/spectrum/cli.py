@@ -15,16 +15,17 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .. import __version__
 from ..errors import OutOfSpectrumError, SmartiesError, UnresolvableBandError
 from .plan import POLICIES, InterpolationPolicy, OutOfRange, resolve_band
-from .ranges import LEARNED_RANGES, NO_PROJECTION_RANGES, AGGREGATED_RANGES, range_by_index
+from .ranges import AGGREGATED_RANGES, LEARNED_RANGES, NO_PROJECTION_RANGES, range_by_index
 from .registry import get_sensor, list_presets, list_sensors
 from .sensors import Band, Sensor
 
 __all__ = (
+    'ALL_POLICIES',
     'DISPLAY_POLICIES',
     'band_records',
     'bands_json',
@@ -39,6 +40,9 @@ __all__ = (
 
 #: Policies shown side by side by ``--all-policies`` and in the docs.
 DISPLAY_POLICIES: Final[tuple[InterpolationPolicy, ...]] = ('linear', 'nearest', 'official')
+
+#: Every policy, typed (``plan.POLICIES`` is a plain ``tuple[str, ...]``).
+ALL_POLICIES: Final = cast(tuple[InterpolationPolicy, ...], POLICIES)
 
 #: Wavelengths at or above this (1 mm) are microwave: shown in cm and GHz, not µm.
 _MICROWAVE_NM: Final = 1e6
@@ -67,9 +71,7 @@ def select_sensors(names: Iterable[str] | None = None) -> tuple[Sensor, ...]:
     return tuple(out.values())
 
 
-def resolution_record(
-    band: Band, policy: InterpolationPolicy, out_of_range: OutOfRange = 'error'
-) -> dict[str, Any]:
+def resolution_record(band: Band, policy: InterpolationPolicy, out_of_range: OutOfRange = 'error') -> dict[str, Any]:
     """How *band* resolves under *policy*, as a JSON-ready dict.
 
     Args:
@@ -87,14 +89,22 @@ def resolution_record(
         proj = resolve_band(band, policy, out_of_range)
     except OutOfSpectrumError as err:
         return {
-            'indices': [], 'weights': [], 'ranges': [], 'how': 'out_of_spectrum',
-            'text': f'{_DASH} outside the pretraining spectrum', 'error': str(err),
+            'indices': [],
+            'weights': [],
+            'ranges': [],
+            'how': 'out_of_spectrum',
+            'text': f'{_DASH} outside the pretraining spectrum',
+            'error': str(err),
         }
     except UnresolvableBandError as err:
         reason = 'not in the release table' if policy == 'official' else 'no learned projection'
         return {
-            'indices': [], 'weights': [], 'ranges': [], 'how': 'unresolvable',
-            'text': f'{_DASH} {reason}', 'error': str(err),
+            'indices': [],
+            'weights': [],
+            'ranges': [],
+            'how': 'unresolvable',
+            'text': f'{_DASH} {reason}',
+            'error': str(err),
         }
     return {
         'indices': list(proj.indices),
@@ -128,7 +138,7 @@ def _band_record(band: Band, policies: Sequence[InterpolationPolicy], out_of_ran
 
 def band_records(
     sensors: Iterable[str] | None = None,
-    policies: Sequence[InterpolationPolicy] = POLICIES,  # type: ignore[assignment]
+    policies: Sequence[InterpolationPolicy] = ALL_POLICIES,
     out_of_range: OutOfRange = 'error',
 ) -> list[dict[str, Any]]:
     """One record per sensor, with its bands and their resolution under each policy.
@@ -159,7 +169,7 @@ def band_records(
 
 def bands_json(
     sensors: Iterable[str] | None = None,
-    policies: Sequence[InterpolationPolicy] = POLICIES,  # type: ignore[assignment]
+    policies: Sequence[InterpolationPolicy] = ALL_POLICIES,
     out_of_range: OutOfRange = 'error',
 ) -> dict[str, Any]:
     """The full machine-readable document ``smarties bands --json`` prints.
@@ -172,14 +182,28 @@ def bands_json(
         'units': {'wavelength': 'nm', 'gsd': 'm'},
         'policies': list(policies),
         'learned_ranges': [
-            {'index': r.index, 'key': r.key, 'name': r.name, 'min_nm': r.min_nm, 'max_nm': r.max_nm,
-             'center_nm': r.center_nm}
+            {
+                'index': r.index,
+                'key': r.key,
+                'name': r.name,
+                'min_nm': r.min_nm,
+                'max_nm': r.max_nm,
+                'center_nm': r.center_nm,
+            }
             for r in LEARNED_RANGES
         ],
         'release_entries': [
-            {'index': r.index, 'key': r.key, 'name': r.name, 'min_nm': r.min_nm, 'max_nm': r.max_nm,
-             'center_nm': r.center_nm, 'kind': r.kind, 'sources': list(r.sources),
-             'official_weights': list(r.official_weights())}
+            {
+                'index': r.index,
+                'key': r.key,
+                'name': r.name,
+                'min_nm': r.min_nm,
+                'max_nm': r.max_nm,
+                'center_nm': r.center_nm,
+                'kind': r.kind,
+                'sources': list(r.sources),
+                'official_weights': list(r.official_weights()),
+            }
             for r in (*AGGREGATED_RANGES, *NO_PROJECTION_RANGES)
         ],
         'sensors': band_records(sensors, policies, out_of_range),
@@ -245,8 +269,23 @@ def format_table(
 
 #: One distinct colour per learned range (0–16).
 _PALETTE: Final = (
-    '#1f77b4', '#aec7e8', '#ff7f0e', '#ffbb78', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd',
-    '#c5b0d5', '#8c564b', '#c49c94', '#e377c2', '#f7b6d2', '#7f7f7f', '#17becf', '#bcbd22',
+    '#1f77b4',
+    '#aec7e8',
+    '#ff7f0e',
+    '#ffbb78',
+    '#2ca02c',
+    '#98df8a',
+    '#d62728',
+    '#ff9896',
+    '#9467bd',
+    '#c5b0d5',
+    '#8c564b',
+    '#c49c94',
+    '#e377c2',
+    '#f7b6d2',
+    '#7f7f7f',
+    '#17becf',
+    '#bcbd22',
 )
 
 
@@ -276,10 +315,7 @@ def _primary_index(band: Band, policy: InterpolationPolicy) -> int | None:
 
 
 def plot_coverage(
-    path: str | Path,
-    sensors: Iterable[str] | None = None,
-    policy: InterpolationPolicy = 'linear',
-    dpi: int = 150,
+    path: str | Path, sensors: Iterable[str] | None = None, policy: InterpolationPolicy = 'linear', dpi: int = 150
 ) -> Path:
     """Draw the band-coverage chart (paper Fig. 1b) and save it as an image.
 
@@ -320,8 +356,9 @@ def plot_coverage(
 
     for row, r in enumerate(LEARNED_RANGES):
         ax = ax_s if r.min_nm >= _MICROWAVE_NM else ax_o
-        ax.barh(row, r.max_nm - r.min_nm, left=r.min_nm, height=0.7, color=colour[r.index], edgecolor='black',
-                linewidth=0.5)
+        ax.barh(
+            row, r.max_nm - r.min_nm, left=r.min_nm, height=0.7, color=colour[r.index], edgecolor='black', linewidth=0.5
+        )
     for k, sensor in enumerate(chosen):
         row = len(LEARNED_RANGES) + k
         spans = []
@@ -390,7 +427,7 @@ def _rst_cell(text: str) -> str:
 
 
 def _list_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], widths: str = 'auto') -> list[str]:
-    out = [f'.. list-table:: {title}', '   :header-rows: 1', f'   :widths: {widths}', '']
+    out = [f'.. list-table:: {title}'.rstrip(), '   :header-rows: 1', f'   :widths: {widths}', '']
     for row in (header, *rows):
         for j, cell in enumerate(row):
             out.append(f'   {"*" if j == 0 else " "} - {cell}' if cell else f'   {"*" if j == 0 else " "} -')
@@ -413,12 +450,7 @@ def _rst_tables(policies: Sequence[InterpolationPolicy]) -> str:
         header = ['Band', 'Centre (nm)', 'Min–max (nm)', 'GSD', *(f'``{p}``' for p in policies), 'Values', 'Aliases']
         rows = []
         for b in sensor.bands:
-            cells = [
-                _rst_literal(b.id),
-                f'{b.center_nm:.6g}',
-                f'{b.min_nm:.6g}–{b.max_nm:.6g}',
-                _fmt_gsd(b),
-            ]
+            cells = [_rst_literal(b.id), f'{b.center_nm:.6g}', f'{b.min_nm:.6g}–{b.max_nm:.6g}', _fmt_gsd(b)]
             for p in policies:
                 rec = resolution_record(b, p)
                 cells.append(_rst_literal(rec['text']) if rec['indices'] else _rst_cell(rec['text']))
@@ -437,10 +469,18 @@ def _rst_ranges() -> str:
         src = ''
         if r.sources:
             src = ' + '.join(f'{w:.5g}·[{i}]' for i, w in zip(r.sources, r.official_weights()))
-        rows.append([
-            str(r.index), _rst_literal(r.key), _rst_cell(r.name), f'{r.min_nm:.6g}', f'{r.max_nm:.6g}',
-            f'{r.center_nm:.6g}', r.kind, src,
-        ])
+        rows.append(
+            [
+                str(r.index),
+                _rst_literal(r.key),
+                _rst_cell(r.name),
+                f'{r.min_nm:.6g}',
+                f'{r.max_nm:.6g}',
+                f'{r.center_nm:.6g}',
+                r.kind,
+                src,
+            ]
+        )
     lines += _list_table('', header, rows)
     return '\n'.join(lines) + '\n'
 
@@ -504,23 +544,32 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        '--sensor', '-s', action='append', metavar='NAME',
+        '--sensor',
+        '-s',
+        action='append',
+        metavar='NAME',
         help='sensor id or alias (repeatable); default: all registered sensors',
     )
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument(
-        '--policy', '-p', choices=POLICIES, default='linear',
+        '--policy',
+        '-p',
+        choices=POLICIES,
+        default='linear',
         help='interpolation policy for bands the model was not trained on (default: %(default)s)',
     )
     policy.add_argument(
         '--all-policies', action='store_true', help='show the linear, nearest and official resolutions side by side'
     )
     parser.add_argument(
-        '--out-of-range', choices=('error', 'nearest'), default='error',
+        '--out-of-range',
+        choices=('error', 'nearest'),
+        default='error',
         help="bands outside the pretraining spectrum: report them ('error', default) or use the nearest range",
     )
     parser.add_argument(
-        '--json', action='store_true',
+        '--json',
+        action='store_true',
         help='print machine-readable JSON (wavelengths in nm; resolution under every policy)',
     )
     parser.add_argument('--plot', metavar='FILE', type=Path, help='also draw the band-coverage chart to FILE (.png)')
@@ -548,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, bands in presets.items():
                     print(f'{name:<16} {len(bands):>2}  {", ".join(bands)}')
         elif args.json:
-            doc = bands_json(args.sensor, POLICIES, args.out_of_range)
+            doc = bands_json(args.sensor, ALL_POLICIES, args.out_of_range)
             print(json.dumps(doc, indent=1, ensure_ascii=False))
         else:
             print(format_table(args.sensor, policies, args.out_of_range))

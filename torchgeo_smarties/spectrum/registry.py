@@ -221,7 +221,8 @@ def resolve_bands(bands: str | Iterable[BandSpec]) -> tuple[Band, ...]:
             if key in PRESETS:
                 items = list(PRESETS[key])
             elif key in _sensor_alias:
-                items = [b.id for b in _sensors[_sensor_alias[key]].bands]
+                sid = _sensor_alias[key]  # an alias of a sensor that is also a preset means the preset
+                items = list(PRESETS[sid]) if sid in PRESETS else [b.id for b in _sensors[sid].bands]
             else:
                 hint = get_close_matches(key, list(PRESETS) + list(_sensor_alias), n=3)
                 raise UnknownPresetError(

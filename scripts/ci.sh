@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set-up command (b): create the environment, install the test extras and run the whole
+# test suite: ruff, mypy, pytest and the Sphinx docs build (warnings are errors).
+# .ci/run runs exactly this script. Every step runs; the script fails if any step fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/_env.sh
+source scripts/_env.sh
+
+make_venv
+echo '== pip install -e .[tests]'
+"$VENV/bin/python" -m pip install --quiet -e '.[tests]'
+
+export MPLBACKEND=Agg
+failed=()
+step() {  # step NAME COMMAND...: run, remember a failure, go on
+    local name="$1"
+    shift
+    echo "== $name"
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        [ "$name" = pytest ] && [ "$rc" -eq 5 ] && echo 'pytest collected no tests: that is a failure' >&2
+        echo "!! $name failed (exit $rc)" >&2
+        failed+=("$name")
+    fi
+}
+
+step ruff "$VENV/bin/ruff" check .
+step mypy "$VENV/bin/mypy"
+step pytest "$VENV/bin/python" -m pytest -q
+step docs "$VENV/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
+
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo 'all checks passed'

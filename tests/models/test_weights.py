@@ -1,0 +1,161 @@
+"""Loading weights: release key format, errors, weight enums, timm and torchgeo registration."""
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file, save_file
+
+import torchgeo_smarties
+from torchgeo_smarties.errors import CheckpointError
+from torchgeo_smarties.models import (
+    SMARTIESBase16_Weights,
+    SMARTIESViT,
+    find_weights_file,
+    load_encoder_weights,
+    smarties_vitb,
+)
+
+DATA = Path(__file__).parents[1] / 'data'
+TINY = {'embed_dim': 64, 'depth': 2, 'num_heads': 4}
+
+
+@pytest.fixture
+def tiny_sd() -> dict[str, torch.Tensor]:
+    return load_file(str(DATA / 'tiny_encoder.safetensors'))
+
+
+@pytest.fixture
+def hub_file(tmp_path: Path, tiny_sd: dict[str, torch.Tensor], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny weights saved where the ViT-B enum looks for its file (torch hub dir)."""
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    path = tmp_path / 'hub' / 'checkpoints' / 'smarties-v1-vitb.safetensors'
+    path.parent.mkdir(parents=True)
+    save_file(tiny_sd, str(path))
+    return path
+
+
+def reference_output(x: torch.Tensor) -> torch.Tensor:
+    model = SMARTIESViT(img_size=64, **TINY)
+    load_encoder_weights(model, DATA / 'tiny_encoder.safetensors')
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+def test_every_key_consumed(tiny_sd: dict[str, torch.Tensor]) -> None:
+    model = SMARTIESViT(img_size=64, **TINY)
+    load_encoder_weights(model, tiny_sd)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, tiny_sd[k]), k
+
+
+def test_decoder_keys_ignored_and_head_allowed(tiny_sd: dict[str, torch.Tensor]) -> None:
+    sd = dict(tiny_sd, mask_token=torch.zeros(1, 1, 32), **{'decoder_embed.weight': torch.zeros(32, 64)})
+    model = SMARTIESViT(img_size=64, num_classes=5, **TINY)
+    load_encoder_weights(model, sd)  # head.* missing is fine
+    assert torch.equal(model.cls_token, tiny_sd['cls_token'])
+
+
+def test_unexpected_missing_and_mismatched_keys(tiny_sd: dict[str, torch.Tensor]) -> None:
+    model = SMARTIESViT(img_size=64, **TINY)
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(1\): \['foo.weight'\]"):
+        load_encoder_weights(model, dict(tiny_sd, **{'foo.weight': torch.zeros(1)}))
+    missing = {k: v for k, v in tiny_sd.items() if not k.startswith('blocks.1.')}
+    with pytest.raises(CheckpointError, match=r'missing keys \(12\)'):
+        load_encoder_weights(model, missing)
+    big = SMARTIESViT(img_size=64, embed_dim=128, depth=2, num_heads=4)
+    with pytest.raises(CheckpointError, match='shape mismatch'):
+        load_encoder_weights(big, tiny_sd)
+
+
+def test_half_precision_and_pth(tmp_path: Path, tiny_sd: dict[str, torch.Tensor]) -> None:
+    x = torch.randn(1, 12, 32, 32)
+    half = {k: v.half() for k, v in tiny_sd.items()}
+    save_file(half, str(tmp_path / 'half.safetensors'))
+    torch.save({'state_dict': tiny_sd}, tmp_path / 'w.pth')
+    m1 = smarties_vitb(weights=tmp_path / 'half.safetensors', img_size=64, **TINY).eval()
+    m2 = smarties_vitb(weights=str(tmp_path / 'w.pth'), img_size=64, **TINY).eval()
+    assert m1.cls_token.dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(m2(x), reference_output(x))
+        assert (m1(x) - m2(x)).abs().max() < 5e-2  # fp16 rounding of the weights only
+
+
+def test_corrupt_and_truncated_files(tmp_path: Path) -> None:
+    data = (DATA / 'tiny_encoder.safetensors').read_bytes()
+    (tmp_path / 'cut.safetensors').write_bytes(data[: len(data) // 2])
+    (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
+    for name in ('cut.safetensors', 'junk.pth', 'missing.safetensors'):
+        with pytest.raises(CheckpointError):
+            smarties_vitb(weights=tmp_path / name, **TINY)
+
+
+def test_resized_position_embedding(tiny_sd: dict[str, torch.Tensor]) -> None:
+    model = SMARTIESViT(img_size=128, **TINY)
+    load_encoder_weights(model, tiny_sd)
+    assert model.pos_embed.shape == (1, 65, 64)
+
+
+def test_enum_loads_from_torch_hub_dir(hub_file: Path) -> None:
+    w = SMARTIESBase16_Weights.SMARTIES_V1
+    assert w.local_path == hub_file
+    assert w.meta['model'] == 'smarties_vit_base_patch16'
+    assert len(w.meta['bands']) == w.meta['in_chans'] == 12
+    model = smarties_vitb(weights=w, img_size=64, **TINY).eval()
+    x = torch.randn(1, 12, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_output(x))
+    # by name, as torchgeo configs give it
+    model2 = smarties_vitb(weights='SMARTIESBase16_Weights.SMARTIES_V1', img_size=64, **TINY).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model2(x), model(x))
+
+
+def test_enum_offline_without_file_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
+    with pytest.raises(CheckpointError, match='put it in'):
+        SMARTIESBase16_Weights.SMARTIES_V1.get_state_dict()
+    with pytest.raises(CheckpointError):
+        find_weights_file('gsumbul/SMARTIES-v1-ViT-B', 'nope.safetensors', download=False)
+
+
+def test_timm_pretrained(hub_file: Path) -> None:
+    model = timm.create_model('smarties_vit_base_patch16.sentinel2_l2a', pretrained=True, img_size=64, **TINY)
+    x = torch.randn(1, 12, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), reference_output(x))
+    clf = timm.create_model('smarties_vit_base_patch16.sentinel1', pretrained=True, num_classes=4, **TINY)
+    assert clf(torch.randn(1, 2, 32, 32)).shape == (1, 4)
+    assert torch.equal(clf.cls_token, load_file(str(hub_file))['cls_token'])
+
+
+def test_torchgeo_registry(hub_file: Path) -> None:
+    from torchgeo.models import get_model, get_model_weights, get_weight, list_models
+
+    assert {'smarties_vit_base_patch16', 'smarties_vit_large_patch16'} <= set(list_models())
+    assert get_weight('SMARTIESBase16_Weights.SMARTIES_V1') is SMARTIESBase16_Weights.SMARTIES_V1
+    assert get_model_weights('smarties_vit_base_patch16') is SMARTIESBase16_Weights
+    assert get_model_weights(torchgeo_smarties.smarties_vitb) is SMARTIESBase16_Weights
+    model = get_model('smarties_vit_base_patch16', weights=SMARTIESBase16_Weights.SMARTIES_V1, img_size=64, **TINY)
+    assert isinstance(model, SMARTIESViT)
+    assert torchgeo_smarties.register_with_torchgeo()  # idempotent
+
+
+def test_torchgeo_state_dict_loader_accepts_our_model(hub_file: Path) -> None:
+    """torchgeo tasks load enum weights with tasks.utils.load_state_dict: its first-child walk must work."""
+    from torchgeo.tasks.utils import load_state_dict
+
+    model = SMARTIESViT(img_size=64, num_classes=3, **TINY)
+    missing, unexpected = load_state_dict(model, SMARTIESBase16_Weights.SMARTIES_V1.get_state_dict())
+    assert set(missing) == {'head.weight', 'head.bias'} and not unexpected
+
+
+def test_manifest_mae_keys_are_ignored_by_the_encoder() -> None:
+    manifest = json.loads((DATA / 'manifest_mae_vitb.json').read_text())
+    extra = [k for k in manifest if k.startswith(('mask_token', 'decoder_'))]
+    assert len(manifest) == 318 and len(extra) == 318 - 182
