@@ -15,13 +15,14 @@ Usage: ``python benchmarks/encoder.py [--rounds 5] [--batch 8] [--threads N]``. 
 """
 
 import argparse
+import gc
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import timm
 import torch
@@ -43,7 +44,7 @@ class ReleaseLoopTokenizer(nn.Module):
         s = 16
         patches = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, s, s)
         idx = proj_idx.view(1, 1, 1, c).expand(b, h // s, w // s, c)
-        out = torch.zeros(b, h // s, w // s, c, self.embeds[0].proj.out_features, dtype=x.dtype)
+        out = torch.zeros(b, h // s, w // s, c, self.embeds[0].proj.out_features, dtype=x.dtype, device=x.device)
         for k in torch.unique(idx):
             m = idx == k
             out[m] = self.embeds[int(k)](patches[m].reshape(-1, s * s))
@@ -54,6 +55,13 @@ def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def _status_kib(field: str) -> int:
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1])
+    raise RuntimeError(f'{field} not in /proc/self/status (Linux only)')
 
 
 def memory_child(which: str, batch: int, bands: int) -> None:
@@ -70,10 +78,12 @@ def memory_child(which: str, batch: int, bands: int) -> None:
     x = torch.randn(batch, bands, 224, 224)
     with torch.no_grad():
         model(x[:1], **kw)  # warm-up: allocate caches, fused weights
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    base = _status_kib('VmRSS')
+    Path('/proc/self/clear_refs').write_text('5')  # reset the peak-RSS counter (VmHWM) to the current RSS
     with torch.no_grad():
         model(x, **kw)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib('VmHWM')
     print(json.dumps({'growth_mib': (peak - base) / 1024}))
 
 
@@ -139,11 +149,10 @@ def main() -> None:
         for name, fn in pairs:
             sync()
             times[name].append(timed(lambda fn=fn: (fn(), sync())))
-        with torch.inference_mode():
-            xc = x.cpu()
-            times['tok_fused'].append(timed(lambda: ours.cpu().patch_tokens(xc)))
-            times['tok_loop'].append(timed(lambda: loop(xc, proj_idx)))
-            ours.to(dev)
+        with torch.inference_mode():  # tokenizers compared on the benchmark device
+            ours.eval()
+            times['tok_fused'].append(timed(lambda: (ours.patch_tokens(x), sync())))
+            times['tok_loop'].append(timed(lambda: (loop(x, proj_idx.to(dev)), sync())))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f'torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}, device {dev}, '
           f'batch {args.batch}, 224², 12 S2 bands, fp32, {args.rounds} interleaved rounds (median)')

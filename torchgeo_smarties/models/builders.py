@@ -54,6 +54,9 @@ def _cfg(arch: str, tag: str) -> dict[str, Any]:
         'hf_hub_filename': enum.meta['filename'],
         'num_classes': 0,
         'input_size': (len(PRESETS[tag]), 224, 224),
+        # SMARTIES normalisation is per band and sensor (SmartiesNormalize), not timm's mean/std: identity here
+        'mean': (0.0,) * len(PRESETS[tag]),
+        'std': (1.0,) * len(PRESETS[tag]),
         'fixed_input_size': False,
         'first_conv': None,
         'classifier': 'head',

@@ -1,0 +1,74 @@
+import kornia.augmentation as K
+import pytest
+import torch
+from torch import nn
+
+from torchgeo_smarties.errors import BandCountError, InputError
+from torchgeo_smarties.models import SMARTIESViT
+from torchgeo_smarties.transforms import RandomBandSubset, random_band_mask
+
+
+def test_random_band_mask_bounds_and_determinism() -> None:
+    m = random_band_mask(200, 12, 3, 5, generator=torch.Generator().manual_seed(0))
+    assert m.shape == (200, 12) and m.dtype == torch.bool
+    counts = m.sum(1)
+    assert counts.min() == 3 and counts.max() == 5
+    assert set(counts.tolist()) == {3, 4, 5}
+    assert m.any(0).all()  # every band gets kept sometimes
+    m2 = random_band_mask(200, 12, 3, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(m, m2)
+    with pytest.raises(InputError, match='keep at least one band'):
+        random_band_mask(2, 12, 0)
+    with pytest.raises(InputError, match='max_bands'):
+        random_band_mask(2, 4, 2, 6)
+
+
+def test_augmentation_fills_dropped_bands_and_reports_the_mask() -> None:
+    x = torch.rand(8, 12, 16, 16) + 1.0
+    drop = RandomBandSubset(min_bands=4, generator=torch.Generator().manual_seed(0))
+    y = drop(x)
+    mask = drop.band_mask
+    assert mask is not None and mask.shape == (8, 12)
+    assert (mask.sum(1) >= 4).all() and not mask.all()
+    assert torch.equal(y[mask], x[mask])
+    assert (y[~mask] == 0).all()
+    # in containers
+    y2 = nn.Sequential(RandomBandSubset(min_bands=12))(x)
+    assert torch.equal(y2, x)
+    out = K.AugmentationSequential(RandomBandSubset(min_bands=2), data_keys=None)({'image': x})
+    assert out['image'].shape == x.shape
+    torch.manual_seed(3)
+    a = RandomBandSubset()(x)
+    torch.manual_seed(3)
+    assert torch.equal(RandomBandSubset()(x), a)
+
+
+def test_mask_makes_tokens_of_the_kept_bands() -> None:
+    torch.manual_seed(0)
+    model = SMARTIESViT(bands='sentinel2_l2a', embed_dim=32, depth=1, num_heads=2, img_size=32, num_classes=0).eval()
+    x = torch.randn(2, 12, 32, 32)
+    gen = torch.Generator().manual_seed(1)
+    drop = RandomBandSubset(min_bands=3, max_bands=3, fill_value=float('nan'), generator=gen)
+    y = drop(x)
+    mask = drop.band_mask
+    assert mask is not None
+    with torch.no_grad():
+        tok = model.patch_tokens(y, band_mask=mask)
+        for i in range(2):
+            ids = [b for b, k in zip(model.bands, mask[i].tolist(), strict=True) if k]
+            ref = model.patch_tokens(x[i : i + 1, mask[i]], bands=ids)
+            torch.testing.assert_close(tok[i : i + 1], ref, atol=1e-5, rtol=0)
+
+
+def test_select_per_batch() -> None:
+    x = torch.rand(4, 12, 8, 8)
+    drop = RandomBandSubset(min_bands=2, max_bands=4)
+    sub, ids = drop.select(x, 'sentinel2_l2a', generator=torch.Generator().manual_seed(0))
+    assert 2 <= len(ids) <= 4 and sub.shape == (4, len(ids), 8, 8)
+    from torchgeo_smarties.spectrum import PRESETS
+
+    order = [PRESETS['sentinel2_l2a'].index(b) for b in ids]
+    assert order == sorted(order)
+    assert torch.equal(sub, x[:, order])
+    with pytest.raises(BandCountError, match='one band id per channel'):
+        drop.select(x, 'sentinel1')

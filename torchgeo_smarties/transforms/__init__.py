@@ -1,0 +1,47 @@
+"""Kornia augmentations for SMARTIES: normalisation, cross-sensor mixup, paired geometry, spectral dropout.
+
+* :class:`SmartiesNormalize`: the release's per-band percentile min-max → clip → z-score, with
+  sensor/dataset presets (:func:`preset_stats`), S1 linear → dB and nodata handling.
+* :func:`compute_statistics` / :func:`compute_raster_statistics`: streaming estimation of the statistics,
+  written to a file that :meth:`SmartiesNormalize.from_file` loads.
+* :class:`CrossSensorMixup`: paper Eq. 1–2 on a pair, in the encoder's input form.
+* :class:`PairedGeometric` / :class:`PairedResize`: identical geometry on a pair of different resolutions.
+* :class:`RandomBandSubset`: random band subsets as a (B, C) band mask.
+
+.. versionadded:: 0.1
+"""
+
+from .band_subset import RandomBandSubset, random_band_mask
+from .mixup import CrossSensorMixup, MixedPair, MixupMode
+from .normalize import NormalizeMode, SmartiesNormalize, sar_to_db
+from .paired import PairedGeometric, PairedResize, pair_scale
+from .stats import (
+    STATS_FORMAT,
+    STATS_PRESETS,
+    BandStats,
+    compute_raster_statistics,
+    compute_statistics,
+    list_stats_presets,
+    preset_stats,
+)
+
+__all__ = (
+    'STATS_FORMAT',
+    'STATS_PRESETS',
+    'BandStats',
+    'CrossSensorMixup',
+    'MixedPair',
+    'MixupMode',
+    'NormalizeMode',
+    'PairedGeometric',
+    'PairedResize',
+    'RandomBandSubset',
+    'SmartiesNormalize',
+    'compute_raster_statistics',
+    'compute_statistics',
+    'list_stats_presets',
+    'pair_scale',
+    'preset_stats',
+    'random_band_mask',
+    'sar_to_db',
+)
