@@ -1,0 +1,170 @@
+"""Shared model construction for the SMARTIES task subclasses (band checks, weights, heads, freezing)."""
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import timm
+from timm.models import split_model_name_tag
+from torch import nn
+from torchvision.models._api import WeightsEnum
+
+from ..errors import BandCountError, CheckpointError, InputError, UnknownPresetError
+from ..models import TIMM_TAGS, SMARTIESViT, default_bands_for, load_encoder_weights
+from ..models.vit import Bands
+from ..spectrum import ProjectionPlan, plan_bands
+from .fusion import FusionStrategy, SMARTIESFusion
+from .heads import linear_probe_head
+
+__all__ = ('HeadKind', 'Weights', 'build_classifier', 'create_encoder', 'load_weights', 'resolve_task_bands')
+
+#: What ``weights=`` may be in the SMARTIES tasks.
+Weights: TypeAlias = WeightsEnum | str | bool | None  # noqa: UP040 (jsonargparse reads it)
+HeadKind: TypeAlias = Literal['linear', 'probe']  # noqa: UP040
+
+
+def resolve_task_bands(model: str, bands: Bands | None, in_channels: int | None) -> ProjectionPlan:
+    """The band set a task will use: *bands*, else the model name's tag, else the default for *in_channels*.
+
+    Raises:
+        UnknownPresetError: for an unknown tag or preset.
+        BandCountError: if *in_channels* differs from the number of bands.
+    """
+    _, tag = split_model_name_tag(model)
+    if bands is not None:
+        source = f'bands={bands!r}' if isinstance(bands, str) else 'bands=[...]'
+        plan = plan_bands(bands)
+    elif tag:
+        if tag not in TIMM_TAGS:
+            raise UnknownPresetError(
+                f'unknown band-set tag {tag!r} in model={model!r}; valid tags: {", ".join(TIMM_TAGS)} '
+                "(or pass bands=['<sensor>:<band>', ...])"
+            )
+        source = f'the model tag {tag!r}'
+        plan = plan_bands(tag)
+    else:
+        if in_channels is None:
+            in_channels = 12
+        source = f'the default for in_channels={in_channels}'
+        plan = plan_bands(default_bands_for(in_channels))
+    if in_channels is not None and in_channels != plan.num_bands:
+        raise BandCountError(
+            f'in_channels={in_channels} but {source} has {plan.num_bands} bands ({", ".join(plan.bands)}); set '
+            'in_channels to the number of image channels and pick the band set of your data in channel order, e.g. '
+            "bands='eurosat' (13 bands, B8A last) for EuroSAT, 'bigearthnet_s2' (12) for BigEarthNet-S2, "
+            "'sentinel1' (VV, VH) for S1"
+        )
+    return plan
+
+
+def create_encoder(
+    model: str, bands: Bands | ProjectionPlan, *, pretrained: bool = False, num_classes: int = 0, **kwargs: Any
+) -> SMARTIESViT:
+    """Create a SMARTIES encoder through timm (``model`` is a registered SMARTIES timm name, tag allowed)."""
+    plan = bands if isinstance(bands, ProjectionPlan) else plan_bands(bands)
+    enc = timm.create_model(
+        model, pretrained=pretrained, num_classes=num_classes, in_chans=plan.num_bands, bands=plan, **kwargs
+    )
+    if not isinstance(enc, SMARTIESViT):
+        raise InputError(f'model={model!r} is not a SMARTIES model (got {type(enc).__name__}); use '
+                         "'smarties_vit_base_patch16[.<tag>]' or 'smarties_vit_large_patch16[.<tag>]'")
+    return enc
+
+
+def _is_lightning_ckpt(path: str) -> bool:
+    return Path(path).suffix == '.ckpt'
+
+
+def load_weights(model: nn.Module, encoder: SMARTIESViT, weights: Weights) -> None:
+    """Load *weights* into *encoder* (release format) or, for a Lightning ``.ckpt``, into *model*.
+
+    * a ``WeightsEnum`` member or its string name (``'SMARTIESBase16_Weights.SMARTIES_V1'``) → strict encoder load;
+    * a ``.safetensors``/``.pth``/``.pt`` file in the release's key format → strict encoder load;
+    * a Lightning ``.ckpt`` of a torchgeo task → torchgeo's ``extract_backbone`` + ``load_state_dict``;
+    * ``True`` is handled at creation (timm ``pretrained=True``), ``None``/``False`` does nothing.
+
+    Raises:
+        CheckpointError: if the weights cannot be found or do not fit.
+    """
+    if weights is None or weights is False or weights is True:
+        return
+    if isinstance(weights, WeightsEnum):
+        load_encoder_weights(encoder, weights.get_state_dict())
+        return
+    path = os.fspath(weights)
+    if os.path.exists(path):
+        if _is_lightning_ckpt(path):
+            from torchgeo.tasks import utils
+
+            _, state_dict = utils.extract_backbone(path)
+            utils.load_state_dict(model, state_dict)
+        else:
+            load_encoder_weights(encoder, path)
+        return
+    from torchgeo.models import get_weight
+
+    try:
+        enum = get_weight(path)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(
+            f'weights={path!r} is neither an existing file nor a weights enum name ({err}); pass a path to a '
+            "release-format .safetensors file, a Lightning .ckpt, True, or 'SMARTIESBase16_Weights.SMARTIES_V1'"
+        ) from err
+    load_encoder_weights(encoder, enum.get_state_dict())
+
+
+def build_classifier(
+    model: str,
+    weights: Weights,
+    in_channels: int,
+    num_outputs: int,
+    bands: Bands | None = None,
+    head: HeadKind = 'linear',
+    fusion: FusionStrategy | None = None,
+    bands_b: Bands | None = None,
+    mixup_ratio: float = 0.5,
+    fusion_eval_seed: int | None = 0,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """Build a SMARTIES classifier/regressor (optionally a two-sensor fusion model) with weights and head.
+
+    Returns:
+        A module with ``forward(x) -> (B, num_outputs)``, ``get_classifier()`` and ``num_features``.
+
+    Raises:
+        BandCountError: if *in_channels* does not match the band set(s).
+        UnknownPresetError: for an unknown tag/preset.
+        InputError: for ``fusion`` without ``bands_b`` or an unknown head.
+    """
+    if head not in ('linear', 'probe'):
+        raise InputError(f"unknown head {head!r}; choose 'linear' or 'probe' (BatchNorm1d + Linear)")
+    if fusion is None:
+        plan = resolve_task_bands(model, bands, in_channels)
+        enc = create_encoder(model, plan, pretrained=weights is True, num_classes=num_outputs)
+        net: nn.Module = enc
+    else:
+        if bands_b is None:
+            raise InputError(f"fusion={fusion!r} needs bands (sensor a) and bands_b (sensor b), e.g. bands="
+                             "'bigearthnet_s1', bands_b='bigearthnet_s2' for BigEarthNet bands='all'")
+        plan_a = resolve_task_bands(model, bands, None)
+        plan_b = plan_bands(bands_b)
+        if in_channels != plan_a.num_bands + plan_b.num_bands:
+            raise BandCountError(
+                f'in_channels={in_channels} but the fused pair has {plan_a.num_bands} + {plan_b.num_bands} = '
+                f'{plan_a.num_bands + plan_b.num_bands} bands ({", ".join(plan_a.bands + plan_b.bands)})'
+            )
+        enc = create_encoder(model, plan_a, pretrained=weights is True, num_classes=0)
+        net = SMARTIESFusion(enc, plan_a, plan_b, fusion, num_outputs, mixup_ratio, fusion_eval_seed)
+    load_weights(net, enc, weights)
+    if head == 'probe':
+        new_head = linear_probe_head(net.num_features, num_outputs)  # type: ignore[arg-type]
+        if isinstance(net, SMARTIESFusion):
+            net.head = new_head
+        else:
+            enc.head = new_head  # type: ignore[assignment]
+    if freeze_backbone:
+        for p in net.parameters():
+            p.requires_grad = False
+        for p in net.get_classifier().parameters():  # type: ignore[operator]
+            p.requires_grad = True
+    return net

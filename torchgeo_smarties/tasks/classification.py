@@ -1,0 +1,206 @@
+"""SMARTIES subclasses of torchgeo's ``Classification`` and ``Regression`` tasks.
+
+torchgeo's own tasks already accept ``model='smarties_vit_base_patch16.<tag>'`` once
+``torchgeo_smarties`` is imported. These subclasses add what torchgeo cannot express:
+
+* ``bands=`` — the band set of the data in channel order (checked against ``in_channels``);
+* ``weights=<path>`` to a **release-format** ``.safetensors``/``.pth`` file (torchgeo
+  treats a path as a Lightning checkpoint); Lightning ``.ckpt`` files still work;
+* ``head='probe'`` — the release's linear-probe head (BatchNorm1d without affine + Linear);
+* ``fusion=`` + ``bands_b=`` — two-sensor fusion (:class:`~torchgeo_smarties.tasks.SMARTIESFusion`);
+* ``layer_decay=`` / ``weight_decay=`` — fine-tuning with layer-wise lr decay.
+
+They are also importable ``class_path`` targets for LightningCLI configs
+(``class_path: torchgeo_smarties.tasks.SMARTIESClassification``).
+"""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from torch import Tensor
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from ..models.vit import Bands
+from ._build import HeadKind, Weights, build_classifier
+from .evaluation import param_groups_lrd
+from .fusion import FusionStrategy
+
+try:  # torchgeo >= 0.10
+    from torchgeo.tasks import Classification, Regression
+except ImportError:  # pragma: no cover - torchgeo < 0.10
+    from torchgeo.trainers import ClassificationTask as Classification  # type: ignore[no-redef]
+    from torchgeo.trainers import RegressionTask as Regression  # type: ignore[no-redef]
+
+__all__ = ('SMARTIESClassification', 'SMARTIESRegression')
+
+
+class _OptimMixin:
+    """AdamW with optional layer-wise lr decay; ReduceLROnPlateau like torchgeo."""
+
+    hparams: Any
+    model: Any
+    monitor: str
+
+    def configure_optimizers(self) -> Any:
+        """AdamW (+ layer-wise lr decay when ``layer_decay`` is set) with torchgeo's ReduceLROnPlateau."""
+        hp = self.hparams
+        lr = hp['lr']
+        wd = hp.get('weight_decay')
+        if hp.get('layer_decay') is not None:
+            groups = param_groups_lrd(self.model, lr, 0.05 if wd is None else wd, hp['layer_decay'])
+            optimizer = AdamW(groups, lr=lr)
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            optimizer = AdamW(params, lr=lr) if wd is None else AdamW(params, lr=lr, weight_decay=wd)
+        scheduler = ReduceLROnPlateau(optimizer, patience=hp['patience'])
+        return {'optimizer': optimizer, 'lr_scheduler': {'scheduler': scheduler, 'monitor': self.monitor}}
+
+
+class SMARTIESClassification(_OptimMixin, Classification):  # type: ignore[misc]
+    """torchgeo ``Classification`` with a SMARTIES encoder, band sets, release-format weights and fusion.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        model: str = 'smarties_vit_base_patch16',
+        weights: Weights = None,
+        in_channels: int = 12,
+        bands: Bands | None = None,
+        task: Literal['binary', 'multiclass', 'multilabel'] = 'multiclass',
+        num_classes: int | None = None,
+        num_labels: int | None = None,
+        labels: list[str] | None = None,
+        pos_weight: Tensor | None = None,
+        loss: Literal['ce', 'bce', 'jaccard', 'focal', 'dice'] = 'ce',
+        class_weights: Tensor | Sequence[float] | None = None,
+        ignore_index: int | None = None,
+        lr: float = 1e-3,
+        patience: int = 10,
+        freeze_backbone: bool = False,
+        head: HeadKind = 'linear',
+        fusion: FusionStrategy | None = None,
+        bands_b: Bands | None = None,
+        mixup_ratio: float = 0.5,
+        fusion_eval_seed: int | None = 0,
+        layer_decay: float | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
+        """Initialize a new SMARTIESClassification instance.
+
+        Args:
+            model: SMARTIES timm name, optionally with a band-set tag
+                (``'smarties_vit_base_patch16.eurosat'``).
+            weights: None (random), True (released weights via timm / the local cache),
+                a weights enum or its name (``'SMARTIESBase16_Weights.SMARTIES_V1'``), a path to a
+                release-format ``.safetensors``/``.pth`` file, or a Lightning ``.ckpt``.
+            in_channels: number of image channels; must equal the band set's length
+                (for fusion: both sensors' bands).
+            bands: band set of the image channels in order (preset or ``'<sensor>:<band>'`` list);
+                default: the model tag, else the default for *in_channels* (12 → S2 L2A, 13 → L1C, 2 → S1, 3 → RGB).
+                For fusion: the first sensor's bands.
+            task: ``'binary'``, ``'multiclass'`` or ``'multilabel'``.
+            num_classes: classes (multiclass).
+            num_labels: labels (multilabel).
+            labels: class names.
+            pos_weight: positive weight of the 'bce' loss.
+            loss: ``'ce'``, ``'bce'``, ``'jaccard'``, ``'focal'`` or ``'dice'``.
+            class_weights: class weights of the 'ce' loss.
+            ignore_index: class index ignored by loss and metrics.
+            lr: learning rate.
+            patience: ReduceLROnPlateau patience.
+            freeze_backbone: train the head only (linear probing).
+            head: ``'linear'`` (Linear) or ``'probe'`` (the release's BatchNorm1d(affine=False) + Linear).
+            fusion: None, or ``'stack'``, ``'concat'``, ``'mixup_concat'`` for two sensors stacked in the
+                channels (first *bands*, then *bands_b*).
+            bands_b: band set of the second sensor (fusion only).
+            mixup_ratio: share of patches from the first sensor in Mixup-Concatenation.
+            fusion_eval_seed: seed of the mixing in eval mode (None: random like the release).
+            layer_decay: layer-wise lr decay for fine-tuning (release: 0.75); None disables it.
+            weight_decay: AdamW weight decay (None: torchgeo's default, or 0.05 with *layer_decay*).
+
+        Raises:
+            BandCountError: if *in_channels* does not match the band set.
+            UnknownPresetError: for an unknown tag or preset.
+            CheckpointError: if *weights* cannot be found or do not fit.
+        """
+        super().__init__(
+            model=model, weights=weights, in_channels=in_channels, task=task, num_classes=num_classes,
+            num_labels=num_labels, labels=labels, pos_weight=pos_weight, loss=loss, class_weights=class_weights,
+            ignore_index=ignore_index, lr=lr, patience=patience, freeze_backbone=freeze_backbone,
+        )
+
+    def configure_models(self) -> None:
+        """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
+        hp = self.hparams
+        self.model = build_classifier(
+            hp['model'], self.weights, hp['in_channels'], hp['num_classes'] or hp['num_labels'] or 1,
+            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
+            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
+            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
+        )
+
+
+class SMARTIESRegression(_OptimMixin, Regression):  # type: ignore[misc]
+    """torchgeo ``Regression`` (image → value(s)) with a SMARTIES encoder; arguments as :class:`SMARTIESClassification`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        model: str = 'smarties_vit_base_patch16',
+        weights: Weights = None,
+        in_channels: int = 12,
+        bands: Bands | None = None,
+        num_outputs: int = 1,
+        labels: list[str] | None = None,
+        loss: Literal['mae', 'mse'] = 'mse',
+        lr: float = 1e-3,
+        patience: int = 10,
+        freeze_backbone: bool = False,
+        head: HeadKind = 'linear',
+        fusion: FusionStrategy | None = None,
+        bands_b: Bands | None = None,
+        mixup_ratio: float = 0.5,
+        fusion_eval_seed: int | None = 0,
+        layer_decay: float | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
+        """Initialize a new SMARTIESRegression instance.
+
+        Args:
+            model: SMARTIES timm name (tag allowed).
+            weights: as :class:`SMARTIESClassification`.
+            in_channels: number of image channels (checked against the band set).
+            bands: band set of the channels (preset or list).
+            num_outputs: number of regression targets.
+            labels: target names.
+            loss: ``'mse'`` or ``'mae'``.
+            lr: learning rate.
+            patience: ReduceLROnPlateau patience.
+            freeze_backbone: train the head only.
+            head: ``'linear'`` or ``'probe'``.
+            fusion: two-sensor fusion strategy or None.
+            bands_b: second sensor's band set (fusion).
+            mixup_ratio: Mixup-Concatenation ratio.
+            fusion_eval_seed: eval-mode mixing seed (None: random).
+            layer_decay: layer-wise lr decay or None.
+            weight_decay: AdamW weight decay or None.
+        """
+        super().__init__(
+            model=model, weights=weights, in_channels=in_channels, num_outputs=num_outputs, labels=labels,
+            loss=loss, lr=lr, patience=patience, freeze_backbone=freeze_backbone,
+        )
+
+    def configure_models(self) -> None:
+        """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
+        hp = self.hparams
+        self.model = build_classifier(
+            hp['model'], self.weights, hp['in_channels'], hp['num_outputs'],
+            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
+            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
+            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
+        )
