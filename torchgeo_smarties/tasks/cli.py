@@ -1,4 +1,4 @@
-"""``smarties fit|validate|test|predict --config X.yaml``: LightningCLI with torchgeo's data modules and our tasks.
+"""``smarties fit|validate|test --config X.yaml``: LightningCLI with torchgeo's data modules and our tasks.
 
 Like ``torchgeo.main`` (``subclass_mode`` for model and data, bare class names resolve for
 torchgeo's data modules and tasks), but importing :mod:`torchgeo_smarties` first so that the
@@ -63,7 +63,7 @@ def build_cli(args: Sequence[str] | dict[str, Any] | None = None, run: bool = Tr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``smarties fit|validate|test|predict`` (the subcommand is ``argv[0]``).
+    """Entry point of ``smarties fit|validate|test`` (the subcommand is ``argv[0]``).
 
     Returns:
         0 on success (LightningCLI exits through ``SystemExit`` for ``--help`` and parse errors).
