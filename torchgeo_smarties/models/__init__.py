@@ -9,6 +9,8 @@ from .builders import (
     smarties_vitl,
 )
 from .checkpoint import filter_encoder_state_dict, load_checkpoint, load_encoder_weights
+from .demo import DEMO_INFO, load_demo_encoder, load_demo_mae
+from .mae import SMARTIESMAE, MAEOutput, masked_reconstruction_errors, patchify_bands, random_token_mask
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 from .register import register_with_torchgeo
 from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed, SpectrumRangeProjection, patch_validity
@@ -18,8 +20,11 @@ from .weights import SMARTIESBase16_Weights, SMARTIESLarge16_Weights, SMARTIESWe
 __all__ = (
     'ARCHS',
     'DEFAULT_PRESETS',
+    'DEMO_INFO',
+    'SMARTIESMAE',
     'TIMM_TAGS',
     'Bands',
+    'MAEOutput',
     'SMARTIESBase16_Weights',
     'SMARTIESLarge16_Weights',
     'SMARTIESViT',
@@ -32,8 +37,13 @@ __all__ = (
     'find_weights_file',
     'get_2d_sincos_pos_embed',
     'load_checkpoint',
+    'load_demo_encoder',
+    'load_demo_mae',
     'load_encoder_weights',
+    'masked_reconstruction_errors',
     'patch_validity',
+    'patchify_bands',
+    'random_token_mask',
     'register_with_torchgeo',
     'resample_pos_embed',
     'smarties_vit_base_patch16',

@@ -27,20 +27,28 @@ from .heads import (
     default_layer_indices,
     linear_probe_head,
 )
+from .paired_data import PairedDataModule, PairedRasterDataset, TorchGeoPairedDataset, collate_pairs
+from .pretraining import SMARTIESPretraining, effective_lr, warmup_cosine
 from .segmentation import SMARTIESSemanticSegmentation
 
-__all__ = [
+__all__ = (
     'DEFAULT_SCALES',
     'FusionStrategy',
+    'PairedDataModule',
+    'PairedRasterDataset',
     'SMARTIESClassification',
     'SMARTIESFusion',
     'SMARTIESLinearSegHead',
     'SMARTIESLinearSegmentation',
+    'SMARTIESPretraining',
     'SMARTIESRegression',
     'SMARTIESSemanticSegmentation',
     'SMARTIESUPerNet',
+    'TorchGeoPairedDataset',
     'UPerNetHead',
+    'collate_pairs',
     'default_layer_indices',
+    'effective_lr',
     'extract_features',
     'knn_accuracy',
     'knn_predict',
@@ -49,16 +57,5 @@ __all__ = [
     'multiscale_sizes',
     'param_groups_lrd',
     'resize_to_scale',
-]
-
-# --- MAE pretraining (tasks/pretraining.py, owned by the pretraining engineer) --------------------------------------
-# Exported when present; the guard keeps the downstream tasks importable while it is being written.
-try:
-    from . import pretraining as _pretraining
-except ImportError:  # pragma: no cover - depends on the parallel work
-    _pretraining = None  # type: ignore[assignment]
-else:
-    for _name in getattr(_pretraining, '__all__', ()):
-        globals()[_name] = getattr(_pretraining, _name)
-        __all__.append(_name)
-    del _name
+    'warmup_cosine',
+)
