@@ -11,6 +11,6 @@ echo '== pip install -e .'
 "$VENV/bin/python" -m pip install --quiet -e .
 
 export MPLBACKEND=Agg
-echo '== smarties bands --plot out/bands.png'
-"$VENV/bin/smarties" bands --plot out/bands.png
-echo 'done: see out/bands.png'
+echo '== smarties embed --sample sentinel2 -o out/'
+"$VENV/bin/smarties" embed --sample sentinel2 -o out/
+echo 'done: see out/sentinel2_l1c_crop_embeddings.tif and out/sentinel2_l1c_crop_preview.png'

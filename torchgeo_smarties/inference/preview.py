@@ -3,6 +3,7 @@
 .. versionadded:: 0.1
 """
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,8 +95,8 @@ def write_preview(source: RasterSource, band_ids: Sequence[str], embeddings: str
     for ax in axes:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95) if title else None)
+        fig.suptitle(textwrap.fill(title, 110), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.92) if title else None)
     out = Path(png)
     fig.savefig(out)
     plt.close(fig)

@@ -9,8 +9,10 @@ where to put the file).
 """
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +59,18 @@ def _meta(arch: str, repo_id: str, filename: str, embed_dim: int, depth: int, nu
     }
 
 
+def _hub_reachable(timeout: float) -> bool:
+    """A quick TCP probe of the hub endpoint, so an offline machine fails fast instead of retrying for minutes."""
+    endpoint = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co'))
+    host = endpoint.hostname or 'huggingface.co'
+    port = endpoint.port or (443 if endpoint.scheme != 'http' else 80)
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            return True
+    except OSError:
+        return False
+
+
 def find_weights_file(repo_id: str, filename: str, *, download: bool = True, timeout: float = 10.0) -> Path:
     """Locate a released weights file locally, downloading from the hub only as a last resort.
 
@@ -79,7 +93,9 @@ def find_weights_file(repo_id: str, filename: str, *, download: bool = True, tim
             return Path(cached)
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         pass
-    if download and not os.environ.get('HF_HUB_OFFLINE'):
+    if download and not os.environ.get('HF_HUB_OFFLINE') and not _hub_reachable(timeout):
+        reason = f'the Hugging Face hub is not reachable within {timeout:g} s (offline?)'
+    elif download and not os.environ.get('HF_HUB_OFFLINE'):
         try:
             from huggingface_hub import hf_hub_download
 
