@@ -98,7 +98,7 @@ def memory_growth(which: str, batch: int, bands: int, threads: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=8)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--mem-batch', type=int, default=32)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
@@ -154,12 +154,13 @@ def main() -> None:
             times['tok_fused'].append(timed(lambda: (ours.patch_tokens(x), sync())))
             times['tok_loop'].append(timed(lambda: (loop(x, proj_idx.to(dev)), sync())))
     med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
     print(f'torch {torch.__version__}, timm {timm.__version__}, threads {torch.get_num_threads()}, device {dev}, '
-          f'batch {args.batch}, 224², 12 S2 bands, fp32, {args.rounds} interleaved rounds (median)')
-    ratio = med['inf_ours'] / med['inf_timm']
-    print(f'inference    ours {med["inf_ours"]:.3f}s  timm {med["inf_timm"]:.3f}s  ratio {ratio:.3f}  (target <= 1.02)')
-    print(f'train step   ours {med["train_ours"]:.3f}s  timm {med["train_timm"]:.3f}s  '
-          f'ratio {med["train_ours"] / med["train_timm"]:.3f}  (target <= 1.02)')
+          f'batch {args.batch}, 224², 12 S2 bands, fp32, {args.rounds} interleaved rounds')
+    rows = (('inference', 'inf_ours', 'inf_timm', 1.02), ('train step', 'train_ours', 'train_timm', 1.02))
+    for label, a, b, target in rows:
+        print(f'{label:<12} ours {med[a]:.3f}s  timm {med[b]:.3f}s  ratio of medians {med[a] / med[b]:.3f}  '
+              f'ratio of minima {best[a] / best[b]:.3f}  (target <= {target})')
     print(f'tokenizer    fused {med["tok_fused"] * 1e3:.1f} ms  release loop {med["tok_loop"] * 1e3:.1f} ms  '
           f'ratio loop/fused {med["tok_loop"] / med["tok_fused"]:.2f}')
     if dev.type == 'cpu':

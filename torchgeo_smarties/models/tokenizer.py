@@ -106,6 +106,10 @@ def validate_image(x: Tensor, num_bands: int, patch_size: int, check_finite: boo
         )
 
 
+#: Inference processes at most this many input elements per patchify copy (4 Mi floats = 16 MiB in float32).
+_CHUNK_ELEMENTS = 4 * 1024 * 1024
+
+
 def _patchify(x: Tensor, patch_size: int) -> Tensor:
     """(B, C, H, W) → (B·h·w, C·S·S), patches row-major, pixels row-major within a band."""
     b, c, h, w = x.shape
@@ -203,8 +207,17 @@ class SpectrumAwareProjection(nn.Module):
             if x.is_cuda and not torch.compiler.is_compiling():
                 kernel = weight.reshape(c, s, s, -1).permute(3, 0, 1, 2)
                 return F.conv2d(x, kernel, bias, stride=s).permute(0, 2, 3, 1)
-            tokens = torch.addmm(bias, _patchify(x, s), weight)
-            return tokens.reshape(b, gh, gw, -1)
+            if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+                tokens = torch.addmm(bias, _patchify(x, s), weight)
+                return tokens.reshape(b, gh, gw, -1)
+            # inference: patchify in chunks of samples so the re-laid-out copy of the input stays small
+            # (bounded memory whatever the number of bands); each chunk is still one large matmul
+            out = x.new_empty(b, gh * gw, weight.shape[1])
+            step = max(1, _CHUNK_ELEMENTS // max(1, x[0].numel()))
+            for i in range(0, b, step):
+                chunk = x[i : i + step]
+                torch.addmm(bias, _patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
+            return out.reshape(b, gh, gw, -1)
         return self._masked(x, plan, band_mask)
 
     def _masked(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor) -> Tensor:
