@@ -34,7 +34,7 @@ from ..errors import ImageSizeError, InputError
 from ..spectrum import ProjectionPlan
 from .mixing import mix_tokens, random_assignment
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
-from .vit import Bands, SMARTIESViT
+from .vit import Bands, SMARTIESViT, release_init_
 
 __all__ = (
     'SMARTIESMAE',
@@ -206,16 +206,7 @@ class SMARTIESMAE(nn.Module):
     def _init_decoder(self) -> None:
         """Release init for the decoder: xavier_uniform Linear, zero bias, LayerNorm 1/0, mask token N(0, 0.02)."""
         nn.init.normal_(self.mask_token, std=0.02)
-        for name, m in self.named_modules():
-            if not name.startswith('decoder_'):
-                continue
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        release_init_(m for name, m in self.named_modules() if name.startswith('decoder_'))
 
     @property
     def encoder(self) -> SMARTIESViT:

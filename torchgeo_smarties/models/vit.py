@@ -1,6 +1,6 @@
 """The SMARTIES encoder: a timm ``VisionTransformer`` with a spectrum-aware patch embedding."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Literal
@@ -15,7 +15,7 @@ from ..spectrum.registry import BandSpec
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed
 
-__all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'default_bands_for')
+__all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'default_bands_for', 'release_init_')
 
 #: What a band set may be given as: a preset name, band ids, or a resolved plan.
 Bands = str | Sequence[BandSpec] | ProjectionPlan
@@ -38,6 +38,19 @@ def default_bands_for(in_chans: int) -> str:
             f'or a preset name. Defaults exist for: '
             + ', '.join(f'{k} → {v}' for k, v in DEFAULT_PRESETS.items())
         ) from None
+
+
+def release_init_(modules: Iterable[nn.Module]) -> None:
+    """The release's init: xavier-uniform ``Linear`` weights, zero biases, LayerNorm weight 1 / bias 0."""
+    with torch.no_grad():
+        for m in modules:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
 
 class SMARTIESViT(VisionTransformer):
@@ -156,14 +169,7 @@ class SMARTIESViT(VisionTransformer):
             pe = get_2d_sincos_pos_embed(self.embed_dim, grid, cls_token=True)
             self.pos_embed.copy_(pe.to(self.pos_embed))  # type: ignore[union-attr]
             nn.init.normal_(self.cls_token, std=0.02)  # type: ignore[arg-type]
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+            release_init_(self.modules())
 
     # -- bands -------------------------------------------------------------------------------------------------------
     @property

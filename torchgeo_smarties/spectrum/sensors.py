@@ -19,7 +19,7 @@ Maxar RGB); ``release_index`` is the band's entry in the release's spectral tabl
 when the release has one (it also covers Landsat-8 B2/B10 and S2 B10).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ('Band', 'Sensor', 'builtin_sensors')
 
@@ -97,19 +97,9 @@ def _optical(
     learned: int | None = None,
     release: int | None = None,
 ) -> Band:
-    return Band(
-        sensor=sensor,
-        name=name,
-        center_nm=center,
-        min_nm=center - width / 2,
-        max_nm=center + width / 2,
-        gsd_m=gsd,
-        units=units,
-        description=desc,
-        learned_index=learned,
-        release_index=release if release is not None else learned,
-        aliases=aliases,
-    )
+    """A band given by centre and bandwidth (FWHM), in nm."""
+    band = _edges(sensor, name, center - width / 2, center + width / 2, gsd, units, desc, aliases, learned, release)
+    return replace(band, center_nm=center)
 
 
 def _edges(
