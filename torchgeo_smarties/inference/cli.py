@@ -64,6 +64,14 @@ def build_embed_parser() -> argparse.ArgumentParser:
                    'instead of the dense raster')
     g.add_argument('--preview', help='also write a PNG: true colour | PCA-RGB of the embeddings (default with '
                    '--sample: <output folder>/<name>_preview.png)')
+    g = p.add_argument_group('several devices / nodes (Lightning predict with DDP)')
+    g.add_argument('--devices', type=int, help='devices per node: run through lightning.Trainer.predict with DDP, '
+                   'each rank embedding its own tiles (default: single process on --device)')
+    g.add_argument('--num-nodes', type=int, default=1, help='number of nodes (with --devices; default 1)')
+    g.add_argument('--strategy', default='ddp', help='Lightning strategy: ddp (default; launches itself on one node, '
+                   'or runs under torchrun/SLURM) or ddp_spawn')
+    g.add_argument('--accelerator', default='auto', help='Lightning accelerator with --devices: auto (default), gpu, '
+                   'cpu')
     return p
 
 
@@ -123,8 +131,22 @@ def embed_main(argv: list[str]) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter('always')
             warnings.showwarning = _show_warning
+            distributed = args.devices is not None or args.num_nodes != 1
+            if distributed and args.pool:
+                raise SmartiesError('--pool runs in a single process; drop --devices/--num-nodes')
             if args.pool:
                 pool_raster(inp, out, tile=args.tile, pool=args.pool, **common)  # type: ignore[arg-type]
+            elif distributed:
+                from .distributed import embed_raster_distributed
+
+                common.pop('device')
+                embed_raster_distributed(
+                    inp, out, devices=1 if args.devices is None else args.devices, num_nodes=args.num_nodes,
+                    strategy=args.strategy, accelerator=args.accelerator, tile=args.tile,
+                    overlap=32 if args.overlap is None else args.overlap, dtype=args.dtype, layer=args.layer,
+                    final_norm=args.final_norm, resume=args.resume, preview=preview, compress=args.compress,
+                    **common,  # type: ignore[arg-type]
+                )
             else:
                 embed_raster(inp, out, tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
                              dtype=args.dtype, layer=args.layer, final_norm=args.final_norm, resume=args.resume,

@@ -4,6 +4,7 @@
 """
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ from .engine import OutputSpec, TiledRun, check_writable, run_tiled, state_finge
 from .source import RasterSource, open_source, resolve_source_bands
 from .tiling import TileGrid
 
-__all__ = ('EmbedResult', 'Precision', 'autocast', 'default_num_workers', 'embed_raster', 'make_normalizer',
-           'normalization_preset', 'pool_raster', 'token_validity')
+__all__ = ('EmbedResult', 'Precision', 'autocast', 'default_num_workers', 'embed_raster', 'embedding_spec',
+           'make_normalizer', 'normalization_preset', 'pool_raster', 'token_validity')
 
 Precision = Literal['fp32', 'bf16', 'fp16']
 _DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -117,6 +118,21 @@ def _dense_fn(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, pr
         return out.float(), valid
 
     return fn
+
+
+def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
+    return np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype)
+
+
+def embedding_spec(out: Path, model: SMARTIESViT, wdesc: str, band_ids: tuple[str, ...], dtype: str, layer: int,
+                   final_norm: bool, tile: int, overlap: int) -> OutputSpec:
+    """The embedding GeoTIFF written by :func:`embed_raster`: one float band per channel, NaN nodata, run tags."""
+    d = model.embed_dim
+    tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_LAYER': str(layer),
+            'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_TILE': str(tile), 'SMARTIES_OVERLAP': str(overlap),
+            'SMARTIES_PATCH_SIZE': str(model.patch_size)}
+    return OutputSpec(out, d, dtype, functools.partial(_render_rows, dtype=dtype), float('nan'),
+                      [f'emb_{i:04d}' for i in range(d)], tags)
 
 
 def _prepare(input: str | os.PathLike[str], output: Path, model: SMARTIESViT | None, weights: str | None,
@@ -220,11 +236,7 @@ def embed_raster(
     grid = TileGrid(source.height, source.width, tile, overlap, model.patch_size, model.patch_size)
     d = model.embed_dim
     hc, wc = grid.out_shape
-    tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_LAYER': str(layer),
-            'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_TILE': str(tile), 'SMARTIES_OVERLAP': str(overlap),
-            'SMARTIES_PATCH_SIZE': str(model.patch_size)}
-    spec = OutputSpec(out, d, dtype, lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype),
-                      float('nan'), [f'emb_{i:04d}' for i in range(d)], tags)
+    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap)
     fp = {'input': str(Path(input).resolve()), 'bands': band_ids, 'model': state_fingerprint(model),
           'layer': layer, 'final_norm': final_norm, 'precision': precision, 'stats': str(stats), 'norm': norm}
     nw = default_num_workers() if num_workers is None else num_workers
