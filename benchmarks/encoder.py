@@ -17,6 +17,7 @@ Usage: ``python benchmarks/encoder.py [--rounds 5] [--batch 8] [--threads N]``. 
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -88,12 +89,62 @@ def memory_child(which: str, batch: int, bands: int) -> None:
 
 
 def memory_growth(which: str, batch: int, bands: int, threads: int) -> float:
+    # glibc keeps freed heap in its arenas, which makes peak RSS depend on allocation history; serving large blocks
+    # with mmap (returned at free) makes the measurement track live memory and repeat to within ~0.1 MiB.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_ARENA_MAX='2')
     out = subprocess.run(
         [sys.executable, __file__, '--child', which, '--batch', str(batch), '--bands', str(bands),
          '--threads', str(threads)],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=env,
     )
     return float(json.loads(out.stdout.strip().splitlines()[-1])['growth_mib'])
+
+
+def throughput(ours: nn.Module, ref: nn.Module, loop: ReleaseLoopTokenizer, proj_idx: torch.Tensor,
+               dev: torch.device, batch: int, rounds: int) -> None:
+    """Images/s of ours vs timm in fp32, bf16 autocast and compiled bf16, plus the release's loop tokenizer (GPU)."""
+    x = torch.randn(batch, 12, 224, 224, device=dev)
+    ours.eval()
+    ref.eval()
+    compiled = {'ours': torch.compile(ours), 'timm': torch.compile(ref)}
+
+    def sync() -> None:
+        if dev.type == 'cuda':
+            torch.cuda.synchronize()
+
+    def run(fn: Callable[[], object]) -> float:
+        fn()  # warm-up (and compilation)
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        return batch / (time.perf_counter() - t)
+
+    def infer(m: nn.Module, bf16: bool) -> Callable[[], object]:
+        def f() -> object:
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                return m(x)
+        return f
+
+    cases = {
+        'fp32': (infer(ours, False), infer(ref, False)),
+        'bf16 autocast': (infer(ours, True), infer(ref, True)),
+        'bf16 + torch.compile': (infer(compiled['ours'], True), infer(compiled['timm'], True)),
+    }
+    res: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    for r in range(rounds):
+        for name, (a, b) in cases.items():
+            pair = (run(a), run(b)) if r % 2 == 0 else tuple(reversed((run(b), run(a))))
+            res[name].append((pair[0], pair[1]))
+    print(f'throughput at batch {batch}, 224², 12 bands, device {dev} ({rounds} interleaved rounds, median img/s):')
+    for name, vals in res.items():
+        a = statistics.median(v[0] for v in vals)
+        b = statistics.median(v[1] for v in vals)
+        print(f'  {name:<22} ours {a:9.1f}  timm {b:9.1f}  ratio ours/timm {a / b:.3f}')
+    with torch.inference_mode():
+        tok = statistics.median(run(lambda: ours.patch_tokens(x)) for _ in range(rounds))
+        rel = statistics.median(run(lambda: loop(x, proj_idx.to(dev))) for _ in range(rounds))
+    print(f'  tokenizer only          fused {tok:9.1f}  release loop {rel:9.1f}  ratio fused/loop {tok / rel:.2f}')
 
 
 def main() -> None:
@@ -103,6 +154,8 @@ def main() -> None:
     parser.add_argument('--mem-batch', type=int, default=32)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--throughput', action='store_true', help='throughput section (default on CUDA)')
+    parser.add_argument('--throughput-batch', type=int, default=256)
     parser.add_argument('--child', default=None)
     parser.add_argument('--bands', type=int, default=12)
     args = parser.parse_args()
@@ -163,6 +216,8 @@ def main() -> None:
               f'ratio of minima {best[a] / best[b]:.3f}  (target <= {target})')
     print(f'tokenizer    fused {med["tok_fused"] * 1e3:.1f} ms  release loop {med["tok_loop"] * 1e3:.1f} ms  '
           f'ratio loop/fused {med["tok_loop"] / med["tok_fused"]:.2f}')
+    if dev.type == 'cuda' or args.throughput:
+        throughput(ours, ref, loop, proj_idx, dev, args.throughput_batch, max(2, args.rounds // 2))
     if dev.type == 'cpu':
         g_ours = memory_growth('ours', args.mem_batch, 12, args.threads)
         g_timm = memory_growth('timm', args.mem_batch, 12, args.threads)
