@@ -63,6 +63,9 @@ class SMARTIESViT(VisionTransformer):
     layer-scale. ``forward``, ``forward_features``, ``forward_intermediates`` and
     the other timm methods accept ``bands=`` (and ``band_mask=``); without it the
     model's default band set is used (what torchgeo tasks get when they call ``model(x)``).
+    A ``bands=``/``band_mask=`` argument is bound to the patch embedding for the duration of the
+    call, so one model instance should not serve concurrent calls with *different* band sets from
+    several threads (use one instance per thread, or :meth:`set_bands` per instance).
 
     Reference implementation: https://github.com/gsumbul/SMARTIES
 
