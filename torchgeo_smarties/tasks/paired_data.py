@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import BandCountError, ImageSizeError, InputError
 from ..spectrum import plan_bands
+from ..transforms.paired import PairedGeometric
 
 __all__ = (
     'PairedDataModule',
@@ -46,6 +47,7 @@ __all__ = (
 Source = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 Normalizer = Callable[[Tensor], Tensor]
 Bounds = tuple[float, float, float, float]
+_AUG_SALT = 0x5A17  # separates the augmentation draws from the crop/mask draws of the same (seed, epoch, index)
 
 
 class PresetNormalize:
@@ -472,14 +474,30 @@ class PairedDataModule(LightningDataModule):
         normalize_b: str | None = None,
         cache: bool = False,
         seed: int = 0,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = (0.25, 1.0),
     ) -> None:
-        """Initialize a new PairedDataModule (arguments as :class:`PairedRasterDataset`; *batch_size* per process)."""
+        """Initialize a new PairedDataModule (arguments as :class:`PairedRasterDataset`; *batch_size* per process).
+
+        With *augment* (default) training batches get the release's paired geometric augmentation on the
+        device after transfer: the same random resized crop (area *crop_scale* as a fraction of the crop,
+        aspect 1), flips and rot90 on both images of a pair
+        (:class:`~torchgeo_smarties.transforms.PairedGeometric`), drawn per sample from (*seed*, epoch,
+        ``index``). Validation and prediction batches are untouched.
+        """
         super().__init__()
+        if not (0.0 < crop_scale[0] <= crop_scale[1] <= 1.0):
+            raise InputError(f'crop_scale must satisfy 0 < min <= max <= 1, got {tuple(crop_scale)}')
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_dataset: PairedRasterDataset | None = None
         self.val_dataset: PairedRasterDataset | None = None
+        self.augmentation: PairedGeometric | None = (
+            PairedGeometric(size, scale=(float(crop_scale[0]), float(crop_scale[1])), ratio=(1.0, 1.0))
+            if augment else None
+        )
+        self.epoch = 0
 
     def _dataset(self, pairs: Any, roi: Any, length: int, random_crop: bool) -> PairedRasterDataset:
         h = self.hparams
@@ -522,6 +540,52 @@ class PairedDataModule(LightningDataModule):
                           num_workers=self.num_workers, collate_fn=collate_pairs)
 
     def set_epoch(self, epoch: int) -> None:
-        """New random crops each epoch."""
+        """New random crops (and augmentations) each epoch."""
+        self.epoch = int(epoch)
         if self.train_dataset is not None:
             self.train_dataset.set_epoch(epoch)
+
+    def augment_batch(self, batch: dict[str, Any], epoch: int | None = None) -> dict[str, Any]:
+        """Apply the paired geometric augmentation to a collated batch (on its device).
+
+        With ``index`` in the batch each sample's crop/flip/rot90 is drawn from a generator seeded by
+        (seed, epoch, index), so augmentations are reproducible, survive resume and do not depend on the
+        number of processes; without it one draw for the batch comes from torch's global RNG
+        (``seed_everything``).
+
+        Raises:
+            InputError: if the batch holds other per-pixel tensors (e.g. masks), which would not be transformed.
+        """
+        aug = self.augmentation
+        if aug is None:
+            return batch
+        extra = [k for k, v in batch.items()
+                 if k not in aug.keys and isinstance(v, Tensor) and v.ndim >= 3]
+        if extra:
+            raise InputError(
+                f'the paired augmentation transforms only {aug.keys}, but the batch also holds per-pixel tensors '
+                f'{sorted(extra)}; pass augment=False or drop them'
+            )
+        ep = self.epoch if epoch is None else int(epoch)
+        index = batch.get('index')
+        out = dict(batch)
+        a, b = batch[aug.keys[0]], batch[aug.keys[1]]
+        if index is None:
+            out[aug.keys[0]], out[aug.keys[1]] = aug(a, b)
+            return out
+        outs_a, outs_b = [], []
+        for i, idx in enumerate(index.tolist()):
+            ss = np.random.SeedSequence([int(self.hparams['seed']), _AUG_SALT, ep % 2**32, int(idx)])
+            seed = int(ss.generate_state(1)[0])
+            ra, rb = aug(a[i:i + 1], b[i:i + 1], generator=torch.Generator().manual_seed(seed))
+            outs_a.append(ra)
+            outs_b.append(rb)
+        out[aug.keys[0]], out[aug.keys[1]] = torch.cat(outs_a), torch.cat(outs_b)
+        return out
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device; validation/prediction batches pass unchanged."""
+        trainer = getattr(self, 'trainer', None)
+        if self.augmentation is not None and trainer is not None and trainer.training and isinstance(batch, dict):
+            return self.augment_batch(batch)
+        return batch

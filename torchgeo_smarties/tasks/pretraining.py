@@ -41,7 +41,8 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) ->
 
 
 def _sample_seed(seed: int, epoch: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+    # epoch −1 (validation's fixed masks) → 2**32 − 1: SeedSequence takes non-negative entries only
+    return int(np.random.SeedSequence([seed, epoch % 2**32, index]).generate_state(1)[0])
 
 
 class SMARTIESPretraining(BaseTask):
