@@ -15,11 +15,11 @@ from torchgeo_smarties.tasks.cli import build_cli
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 EXPECTED = {
-    'eurosat_classification.yaml': (SMARTIESClassification, 'EuroSATDataModule', 13),
-    'bigearthnet_s2_multilabel.yaml': (SMARTIESClassification, 'BigEarthNetDataModule', 12),
-    'bigearthnet_s1_multilabel.yaml': (SMARTIESClassification, 'BigEarthNetDataModule', 2),
-    'bigearthnet_mm_fusion.yaml': (SMARTIESClassification, 'BigEarthNetDataModule', 14),
-    'sen12ms_upernet_probe.yaml': (SMARTIESSemanticSegmentation, 'SEN12MSDataModule', 13),
+    'eurosat_classification.yaml': (SMARTIESClassification, 'SMARTIESEuroSATDataModule', 13),
+    'bigearthnet_s2_multilabel.yaml': (SMARTIESClassification, 'SMARTIESBigEarthNetDataModule', 12),
+    'bigearthnet_s1_multilabel.yaml': (SMARTIESClassification, 'SMARTIESBigEarthNetDataModule', 2),
+    'bigearthnet_mm_fusion.yaml': (SMARTIESClassification, 'SMARTIESBigEarthNetDataModule', 14),
+    'sen12ms_upernet_probe.yaml': (SMARTIESSemanticSegmentation, 'SMARTIESSEN12MSDataModule', 13),
 }
 
 

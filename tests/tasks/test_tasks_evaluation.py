@@ -140,7 +140,7 @@ def test_eval_knn_cli(tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.Mo
                       capsys: pytest.CaptureFixture[str]) -> None:
     spec = FakeSpec('fake:FakeEuroSAT', 'eurosat', 10, normalize='eurosat')
     monkeypatch.setitem(eval_cli.DATASETS, 'eurosat', spec)
-    monkeypatch.setattr(eval_cli, '_normalizer', lambda preset: (lambda x: x / 3000))
+    monkeypatch.setattr(eval_cli, '_normalizer', lambda preset, bands=None: (lambda x: x / 3000))
     out = tmp_path / 'res.json'
     from torchgeo_smarties.cli import main
 
@@ -176,3 +176,14 @@ def test_extract_features_on_loader() -> None:
     assert feats.shape == (5, 32) and labels.tolist() == [0, 1, 2, 3, 4]
     with torch.no_grad():
         torch.testing.assert_close(feats, enc(ds.images))
+
+
+def test_bigearthnet_s1_channels_follow_torchgeo_file_order() -> None:
+    """torchgeo reads BigEarthNet S1 as (VH, VV): the encoder and the normaliser must use that order."""
+    spec = eval_cli.DATASETS['bigearthnet_s1']
+    assert spec.channels == ('sentinel1:VH', 'sentinel1:VV')
+    norm = eval_cli._normalizer(spec.normalize or '', spec.channels)
+    x = torch.tensor([-20.0, -10.0]).reshape(1, 2, 1, 1)  # VH = -20 dB, VV = -10 dB
+    out = norm(x).flatten()
+    # VV at -10 dB: ((-10 + 29.5197) / (-3.4569 + 29.5197) - 0.64934552) / 0.19030459 = 0.5234
+    assert abs(float(out[1]) - 0.5234) < 1e-3

@@ -8,6 +8,12 @@ are importable LightningCLI ``class_path`` targets.
 """
 
 from .classification import SMARTIESClassification, SMARTIESRegression
+from .datamodules import (
+    SMARTIESBigEarthNetDataModule,
+    SMARTIESEuroSATDataModule,
+    SMARTIESSEN12MSDataModule,
+    smarties_normalize_for,
+)
 from .evaluation import (
     DEFAULT_SCALES,
     extract_features,
@@ -36,12 +42,15 @@ __all__ = (
     'FusionStrategy',
     'PairedDataModule',
     'PairedRasterDataset',
+    'SMARTIESBigEarthNetDataModule',
     'SMARTIESClassification',
+    'SMARTIESEuroSATDataModule',
     'SMARTIESFusion',
     'SMARTIESLinearSegHead',
     'SMARTIESLinearSegmentation',
     'SMARTIESPretraining',
     'SMARTIESRegression',
+    'SMARTIESSEN12MSDataModule',
     'SMARTIESSemanticSegmentation',
     'SMARTIESUPerNet',
     'TorchGeoPairedDataset',
@@ -57,5 +66,6 @@ __all__ = (
     'multiscale_sizes',
     'param_groups_lrd',
     'resize_to_scale',
+    'smarties_normalize_for',
     'warmup_cosine',
 )

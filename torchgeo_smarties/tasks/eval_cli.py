@@ -42,6 +42,7 @@ class EvalDataset:
         test_split: split that is scored.
         kwargs: extra constructor arguments of the dataset.
         normalize: preset of ``SmartiesNormalize.from_preset``.
+        channels: band ids in the order the dataset really returns them, when it differs from *preset*.
     """
 
     target: str
@@ -52,6 +53,7 @@ class EvalDataset:
     test_split: str = 'test'
     kwargs: dict[str, Any] = field(default_factory=dict)
     normalize: str | None = None
+    channels: tuple[str, ...] | None = None
 
     def load(self) -> Any:
         """The dataset class."""
@@ -65,12 +67,15 @@ DATASETS: dict[str, EvalDataset] = {
     'eurosat': EvalDataset('torchgeo.datasets:EuroSAT', 'eurosat', 10, normalize='eurosat'),
     'bigearthnet_s2': EvalDataset('torchgeo.datasets:BigEarthNet', 'bigearthnet_s2', 19, True,
                                   kwargs={'bands': 's2', 'num_classes': 19}, normalize='bigearthnet_s2'),
+    # torchgeo 0.10 reads the S1 files in sorted name order, i.e. (VH, VV) despite its docstring
+    # (see SMARTIESBigEarthNetDataModule.s1_file_order)
     'bigearthnet_s1': EvalDataset('torchgeo.datasets:BigEarthNet', 'bigearthnet_s1', 19, True,
-                                  kwargs={'bands': 's1', 'num_classes': 19}, normalize='bigearthnet_s1'),
+                                  kwargs={'bands': 's1', 'num_classes': 19}, normalize='bigearthnet_s1',
+                                  channels=('sentinel1:VH', 'sentinel1:VV')),
 }
 
 
-def _normalizer(preset: str) -> Callable[[Tensor], Tensor]:
+def _normalizer(preset: str, bands: Sequence[str] | None = None) -> Callable[[Tensor], Tensor]:
     """``SmartiesNormalize.from_preset(preset)`` as a tensor function (imported lazily)."""
     try:
         from torchgeo_smarties.transforms import SmartiesNormalize
@@ -79,7 +84,7 @@ def _normalizer(preset: str) -> Callable[[Tensor], Tensor]:
             f'torchgeo_smarties.transforms.SmartiesNormalize is not available ({err}); pass --no-normalize to use '
             'images as they are'
         ) from err
-    norm = SmartiesNormalize.from_preset(preset)
+    norm = SmartiesNormalize.from_preset(preset, bands=list(bands) if bands else None)
 
     def apply(x: Tensor) -> Tensor:
         try:
@@ -132,9 +137,11 @@ def run_knn(args: argparse.Namespace) -> list[dict[str, Any]]:
         enc = create_encoder(args.model, spec.preset)
         if args.weights.lower() not in ('none', 'random'):
             load_weights(enc, enc, args.weights)
+    if spec.channels is not None:
+        enc.set_bands(list(spec.channels))
     device = torch.device(args.device)
     enc = enc.to(device).eval()
-    norm = None if args.no_normalize or spec.normalize is None else _normalizer(spec.normalize)
+    norm = None if args.no_normalize or spec.normalize is None else _normalizer(spec.normalize, spec.channels)
     feats: dict[float, dict[str, tuple[Tensor, Tensor]]] = {s: {} for s in args.scales}
     for split in (spec.train_split, spec.test_split):
         ds = cls(root=args.root, split=split, download=args.download, **spec.kwargs)
