@@ -34,6 +34,7 @@ from ..errors import ImageSizeError, InputError
 from ..spectrum import ProjectionPlan
 from .mixing import mix_tokens, random_assignment
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
+from .tokenizer import patch_validity
 from .vit import Bands, SMARTIESViT, release_init_
 
 __all__ = (
@@ -317,12 +318,47 @@ class SMARTIESMAE(nn.Module):
             w, bb = w.to(dtype), bb.to(dtype)
         return w, bb
 
-    def targets(self, x: Tensor, plan: ProjectionPlan) -> Tensor:
-        """Reconstruction targets (B, N, C_active, S·S): each active band's own pixels, optionally normalised."""
+    def band_validity(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor | None) -> Tensor | None:
+        """Per-(token, active band) validity (B, N, C_active) of *band_mask* (any encoder form), or None.
+
+        None when there is no mask or every band is valid in every patch (the unmasked path is then used,
+        so an all-True mask gives bit-identical results).
+
+        .. versionadded:: 0.1
+        """
+        if band_mask is None:
+            return None
+        valid = patch_validity(band_mask.to(x.device), tuple(x.shape), self.patch_size)  # (B, C, h, w)
+        active = [i for i, a in enumerate(plan.active) if a]
+        if len(active) != plan.num_bands:
+            valid = valid[:, active]
+        if bool(valid.all()):
+            return None
+        b, c, h, w = valid.shape
+        return valid.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+    def targets(self, x: Tensor, plan: ProjectionPlan, valid: Tensor | None = None) -> Tensor:
+        """Reconstruction targets (B, N, C_active, S·S): each active band's own pixels, optionally normalised.
+
+        With *valid* (B, N, C_active) (see :meth:`band_validity`), invalid (band, patch) targets are set to 0
+        before any arithmetic (NaN there never propagates) and the ``norm_pix_loss`` statistics of a token are
+        computed over its valid bands × pixels only.
+        """
         active = [i for i, a in enumerate(plan.active) if a]
         if len(active) != plan.num_bands:
             x = x[:, active]
         t = patchify_bands(x.float(), self.patch_size)
+        if valid is not None:
+            v = valid[..., None]  # (B, N, C, 1)
+            t = torch.where(v, t, torch.zeros((), dtype=t.dtype, device=t.device))
+            if self.norm_pix_loss:
+                vf = v.to(t.dtype).expand_as(t)
+                count = vf.sum(dim=(2, 3), keepdim=True)  # valid bands × pixels per token
+                mean = t.sum(dim=(2, 3), keepdim=True) / count.clamp_min(1.0)
+                dev = (t - mean) * vf
+                var = dev.pow(2).sum(dim=(2, 3), keepdim=True) / (count - 1.0).clamp_min(1.0)  # unbiased, as var()
+                t = torch.where(v, (t - mean) / (var + 1.0e-6) ** 0.5, torch.zeros((), dtype=t.dtype, device=t.device))
+            return t
         if self.norm_pix_loss:
             b, n, c, p = t.shape
             flat = t.reshape(b, n, c * p)
@@ -359,6 +395,8 @@ class SMARTIESMAE(nn.Module):
         assign: Tensor | None = None,
         generator: torch.Generator | None = None,
         return_preds: bool = False,
+        band_mask_a: Tensor | None = None,
+        band_mask_b: Tensor | None = None,
     ) -> MAEOutput:
         """Masked reconstruction of a (mixed) pair, or of one image when *x_b* is None.
 
@@ -371,6 +409,12 @@ class SMARTIESMAE(nn.Module):
             assign: optional (B, h, w) bool mixup assignment, True = view a′ shows sensor a; drawn when None.
             generator: RNG for the masks drawn here.
             return_preds: also return the reconstructions per view and sensor.
+            band_mask_a: optional validity of *x_a* (bool, True = valid), any form the encoder's ``band_mask``
+                takes: (B, Ca), (B, Ca, h, w) per patch or (B, Ca, H, W) per pixel. Tokens use the masked
+                tokenizer; invalid (band, patch) targets are left out of the loss (a token's error is the mean over
+                its valid bands × pixels; tokens with no valid band are left out of the mean). NaN is allowed
+                under an invalid mask.
+            band_mask_b: the same for *x_b*.
 
         Returns:
             An :class:`MAEOutput`.
@@ -382,7 +426,7 @@ class SMARTIESMAE(nn.Module):
         """
         enc = self.encoder
         plan_a = enc.plan_for(bands_a)
-        tok_a = enc.patch_tokens(x_a, plan_a)
+        tok_a = enc.patch_tokens(x_a, plan_a, band_mask_a)
         b, h, w, _ = tok_a.shape
         grid = (h, w)
         n = h * w
@@ -390,6 +434,9 @@ class SMARTIESMAE(nn.Module):
         plans = {'a': plan_a}
         images = {'a': x_a}
         tok_b = None
+        band_masks = {'a': band_mask_a, 'b': band_mask_b}
+        if not pair and band_mask_b is not None:
+            raise InputError('band_mask_b was given without x_b; pass the second sensor or drop its mask')
         if pair:
             assert x_b is not None
             if bands_b is None:
@@ -402,7 +449,7 @@ class SMARTIESMAE(nn.Module):
                 )
             plans['b'] = enc.plan_for(bands_b)
             images['b'] = x_b
-            tok_b = enc.patch_tokens(x_b, plans['b'])
+            tok_b = enc.patch_tokens(x_b, plans['b'], band_mask_b)
         if token_mask is None or (pair and assign is None):
             tm, asg = self.draw_masks(b, grid, pair, generator, x_a.device)
             token_mask = tm if token_mask is None else token_mask
@@ -430,7 +477,10 @@ class SMARTIESMAE(nn.Module):
             else:
                 views = [(mix_tokens(tok_a, tok_b, assign), assign), (mix_tokens(tok_a, tok_b, ~assign), ~assign)]
 
-        targets = {s: self.targets(images[s], plans[s]) for s in plans}
+        valid = {s: self.band_validity(images[s], plans[s], band_masks[s]) for s in plans}
+        targets = {s: self.targets(images[s], plans[s], valid[s]) for s in plans}
+        # tokens with at least one valid band (None: all of them)
+        has_valid = {s: None if v is None else v.any(dim=2) for s, v in valid.items()}
         heads = {s: self.band_heads(plans[s]) for s in plans}
         mask_f = token_mask.to(torch.float32)
         view_losses: list[Tensor] = []
@@ -450,12 +500,26 @@ class SMARTIESMAE(nn.Module):
                     continue
                 head_w, head_b = heads[s]
                 pred = torch.einsum('md,cpd->mcp', decoded[sel], head_w.to(decoded.dtype)) + head_b.to(decoded.dtype)
-                err = (pred.float() - targets[s][sel]).pow(2).mean(dim=(1, 2))  # mean over bands × pixels
+                v = valid[s]
+                if v is None:
+                    err = (pred.float() - targets[s][sel]).pow(2).mean(dim=(1, 2))  # mean over bands × pixels
+                else:  # mean over the valid bands × pixels of each token (0 for a token with none)
+                    vf = v[sel].to(torch.float32)[..., None]  # (M, C, 1)
+                    sq = (pred.float() - targets[s][sel]).pow(2) * vf
+                    count = vf.sum(dim=(1, 2)) * sq.shape[-1]
+                    err = sq.sum(dim=(1, 2)) / count.clamp_min(1.0)
                 per_tok = per_tok.index_put((sel,), err)
                 if return_preds:
                     full = torch.zeros(b, n, *pred.shape[1:], dtype=pred.dtype, device=pred.device)
                     view_preds[s] = full.index_put((sel,), pred)
-            loss = (per_tok * mask_f).sum() / mask_f.sum().clamp_min(1.0)
+            weight = mask_f
+            if has_valid['a'] is not None or has_valid.get('b') is not None:
+                # leave tokens without any valid band out of the mean (numerator and denominator)
+                ok = {s: torch.ones(b, n, dtype=torch.bool, device=x_a.device) if hv is None else hv
+                      for s, hv in has_valid.items()}
+                tok_ok = torch.where(src, ok['a'], ok['b']) if 'b' in ok else ok['a']
+                weight = mask_f * tok_ok.to(torch.float32)
+            loss = (per_tok * weight).sum() / weight.sum().clamp_min(1.0)
             view_losses.append(loss)
             token_losses.append(per_tok)
             preds.append(view_preds)

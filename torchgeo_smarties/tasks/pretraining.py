@@ -51,6 +51,9 @@ class SMARTIESPretraining(BaseTask):
     Batches are dicts with ``image_a`` (B, Ca, H, W) and optionally ``image_b`` (B, Cb, H, W),
     ``bands_a``/``bands_b`` (band ids, comma-separated; else the task's *bands_a*/*bands_b*) and
     ``index`` (B,) sample ids (see :class:`~torchgeo_smarties.tasks.paired_data.PairedDataModule`).
+    Optional ``mask_a``/``mask_b`` (bool, True = valid; (B, C), (B, C, h, w) or (B, C, H, W)) mark
+    nodata: it is kept out of the tokens and of the loss
+    (see :meth:`~torchgeo_smarties.models.mae.SMARTIESMAE.forward`).
     With ``index`` the token mask and mixup assignment of each sample are drawn from a
     generator seeded by (*seed*, epoch, index): runs are reproducible, resume exactly, and give
     the same masks with any number of processes.
@@ -237,6 +240,7 @@ class SMARTIESPretraining(BaseTask):
         return self.model(
             x_a, self._bands(batch, 'bands_a'), x_b.float() if x_b is not None else None,
             self._bands(batch, 'bands_b') if pair else None, token_mask=token_mask, assign=assign,
+            band_mask_a=batch.get('mask_a'), band_mask_b=batch.get('mask_b') if pair else None,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
