@@ -21,6 +21,11 @@ META = json.loads((DATA / 'tiny_cases.json').read_text())
 CASES = {c['name']: c for c in META['cases']}
 TOL_F32 = {'pooled': 1e-5, 'dense': 5e-5}
 TOL_F64 = 1e-10
+# The 128 px case resamples the 4x4 checkpoint pos_embed to 8x8 in float32 (as the official fine-tune path does), so
+# its float64 run inherits float32 rounding of that resampling: bicubic kernels differ by up to 1 ulp between ATen CPU
+# capabilities (AVX2 vs default: 1.8e-8 observed on the outputs). 1 ulp of |pos_embed| <= 1 is 6e-8; through two tiny
+# blocks it stays far below 1e-6, while the smallest wrong choice (bilinear interpolation) moves pooled by 1.5e-3.
+TOL_F64_RESAMPLED = 1e-6
 
 
 @pytest.fixture(scope='module')
@@ -96,8 +101,9 @@ def test_float64_matches_official(name: str, tensors: dict[str, torch.Tensor]) -
     with torch.no_grad():
         pooled = model(x, bands=plan)
         dense = model.forward_dense(x, bands=plan)
-    assert (pooled - tensors[f'{name}.pooled_f64']).abs().max() <= TOL_F64
-    assert (dense - tensors[f'{name}.dense_f64']).abs().max() <= TOL_F64
+    tol = TOL_F64_RESAMPLED if name == 'rgb_128px' else TOL_F64
+    assert (pooled - tensors[f'{name}.pooled_f64']).abs().max() <= tol
+    assert (dense - tensors[f'{name}.dense_f64']).abs().max() <= tol
 
 
 def test_dynamic_size_resamples_like_the_release(tensors: dict[str, torch.Tensor]) -> None:
