@@ -1,0 +1,306 @@
+"""Many scenes, one job: ``smarties embed`` over a list file, a folder of scenes, a glob or a STAC ItemCollection.
+
+Scenes are independent, so the job is split statically: rank *r* of *world* processes embeds scenes
+``r, r + world, …`` (ranks come from ``torchrun`` / SLURM variables, or are given). Each scene is one
+:func:`~torchgeo_smarties.inference.embed_raster` run — resumable per tile with ``resume=True`` — and the job keeps
+a status file per rank (``job-rank<r>.json``: scene → done / failed with the error). A failing scene is reported,
+recorded and skipped; the others complete; the job's result lists it and ``smarties embed`` exits 1. A rerun with
+``resume=True`` skips scenes whose output is complete and finishes the rest. When all ranks are done, rank 0 writes
+the catalogue (:func:`~torchgeo_smarties.inference.catalogue.write_catalogue`) over every complete output.
+
+Why not Ray Data or Dask: the unit of work is a whole scene (seconds to minutes of model time, its own tiles and
+resume state), so a static split needs no scheduler; ranks synchronise only once at the end, through files.
+
+.. versionadded:: 0.2
+"""
+
+import glob
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import InputError
+
+__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'expand_inputs', 'is_batch_input', 'output_name')
+
+#: Suffixes of scene files picked up in a folder of scenes.
+SCENE_SUFFIXES = ('.tif', '.tiff', '.vrt', '.jp2', '.img')
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """What happened to one scene of a batch job."""
+
+    input: str
+    output: str
+    status: Literal['done', 'skipped', 'failed']
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchResult:
+    """The outcome of :func:`embed_many` on this rank."""
+
+    outcomes: list[SceneOutcome]
+    rank: int = 0
+    world_size: int = 1
+    catalogue: Any = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[SceneOutcome]:
+        """The scenes that failed."""
+        return [o for o in self.outcomes if o.status == 'failed']
+
+
+def _read_list(path: Path) -> list[str]:
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith('#')]
+
+
+def _item_collection(path: Path) -> list[str] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get('type') != 'FeatureCollection':
+        return None
+    # each Item becomes one scene: written next to the collection so that relative asset hrefs still resolve
+    out = []
+    for i, feat in enumerate(doc.get('features', [])):
+        item_id = str(feat.get('id', i))
+        dest = path.with_name(f'.{path.stem}.{item_id}.item.json')
+        dest.write_text(json.dumps(feat))
+        out.append(str(dest))
+    return out
+
+
+def is_batch_input(inputs: Sequence[str]) -> bool:
+    """Whether *inputs* name several scenes (list file, glob, ItemCollection, several paths, folder of scenes)."""
+    if len(inputs) != 1:
+        return True
+    s = inputs[0]
+    p = Path(s)
+    if any(ch in s for ch in '*?[') and not p.exists():
+        return True
+    if p.suffix.lower() in ('.txt', '.lst') and p.is_file():
+        return True
+    if p.suffix.lower() in ('.json', '.geojson') and p.is_file() and _is_feature_collection(p):
+        return True
+    return p.is_dir() and _is_folder_of_scenes(p)
+
+
+def _is_feature_collection(p: Path) -> bool:
+    try:
+        return json.loads(p.read_text()).get('type') == 'FeatureCollection'
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _is_folder_of_scenes(p: Path) -> bool:
+    """A folder holds several scenes when it has sub-folders of rasters or multi-band rasters.
+
+    A folder of single-band files is one scene (one band per file), as ``smarties embed`` has always read it.
+    """
+    import rasterio
+
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in SCENE_SUFFIXES)
+    if any(d.is_dir() for d in p.iterdir()) and not files:
+        return True
+    for f in files:
+        try:
+            with rasterio.open(f) as ds:
+                if ds.count > 1:
+                    return True
+        except rasterio.errors.RasterioIOError:
+            return True  # a corrupt file among scenes: treat as a folder of scenes so it is reported, not fatal
+    return False
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """The scenes named by *inputs*: paths/URLs, list files, globs, STAC ItemCollections, folders of scenes.
+
+    Raises:
+        InputError: if a pattern or list matches nothing, a path does not exist, or two scenes would write
+            the same output name.
+    """
+    scenes: list[str] = []
+    for s in inputs:
+        p = Path(s)
+        if '://' in s:
+            scenes.append(s)
+        elif p.is_file() and p.suffix.lower() in ('.txt', '.lst'):
+            listed = _read_list(p)
+            if not listed:
+                raise InputError(f'the list file {s!r} names no scene; put one path or URL per line')
+            scenes.extend(str((p.parent / x) if '://' not in x and not Path(x).is_absolute() else x) for x in listed)
+        elif p.is_file() and p.suffix.lower() in ('.json', '.geojson') and (items := _item_collection(p)) is not None:
+            if not items:
+                raise InputError(f'the STAC ItemCollection {s!r} has no Items')
+            scenes.extend(items)
+        elif p.is_dir() and _is_folder_of_scenes(p):
+            subs = sorted(str(d) for d in p.iterdir() if d.is_dir() and not d.name.endswith('.partial'))
+            files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in SCENE_SUFFIXES)
+            scenes.extend(files + subs)
+        elif p.exists():
+            scenes.append(s)
+        elif any(ch in s for ch in '*?['):
+            matched = sorted(glob.glob(s))
+            if not matched:
+                raise InputError(f'the pattern {s!r} matches no file')
+            scenes.extend(matched)
+        else:
+            raise InputError(f'input {s!r} does not exist (give paths, URLs, a list file, a glob or a folder)')
+    names: dict[str, str] = {}
+    for sc in scenes:
+        n = output_name(sc)
+        if n in names:
+            raise InputError(f'scenes {names[n]!r} and {sc!r} would both write {n!r}; rename one or embed them '
+                             'into different output folders')
+        names[n] = sc
+    return scenes
+
+
+def output_name(scene: str) -> str:
+    """The output file name of *scene* in the job's output folder: ``<stem>_embeddings.tif``."""
+    name = scene.rstrip('/').rsplit('/', 1)[-1]
+    stem = name.split('?', 1)[0]
+    for suffix in ('.item.json', '.json', *SCENE_SUFFIXES):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    stem = stem.lstrip('.')
+    return f'{stem}_embeddings.tif'
+
+
+def _env_rank() -> tuple[int, int]:
+    for r, w in (('RANK', 'WORLD_SIZE'), ('SLURM_PROCID', 'SLURM_NTASKS')):
+        if r in os.environ and w in os.environ:
+            return int(os.environ[r]), int(os.environ[w])
+    return 0, 1
+
+
+def _status_path(out_dir: Path, rank: int) -> Path:
+    return out_dir / f'job-rank{rank}.json'
+
+
+def _write_status(path: Path, job: dict[str, Any], outcomes: list[SceneOutcome], finished: bool) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps({**job, 'finished': finished, 'scenes': [o.__dict__ for o in outcomes]}, indent=1))
+    os.replace(tmp, path)
+
+
+def embed_many(
+    inputs: Sequence[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    rank: int | None = None,
+    world_size: int | None = None,
+    resume: bool = False,
+    catalogue: bool = True,
+    wait_timeout: float = 24 * 3600.0,
+    log: Callable[[str], None] = print,
+    **embed_options: Any,
+) -> BatchResult:
+    """Embed every scene of *inputs* into *output_dir* (one ``<stem>_embeddings.tif`` each), then catalogue them.
+
+    Args:
+        inputs: paths/URLs, list files, globs, STAC ItemCollections or folders of scenes (:func:`expand_inputs`).
+        output_dir: the folder for the outputs, the job status files and the catalogue (created if missing).
+        rank: this process's rank (default: ``RANK`` / ``SLURM_PROCID``, else 0).
+        world_size: the number of processes (default: ``WORLD_SIZE`` / ``SLURM_NTASKS``, else 1).
+        resume: skip scenes already complete and resume interrupted ones tile by tile.
+        catalogue: write ``catalogue.json`` + ``patches.parquet`` when the job is done (rank 0, after all ranks).
+        wait_timeout: how long rank 0 waits for the other ranks before writing the catalogue.
+        log: where messages go.
+        **embed_options: options of :func:`~torchgeo_smarties.inference.embed_raster` (weights, bands, …),
+            the same for every scene; *resume* is passed on.
+
+    Returns:
+        A :class:`BatchResult`; scenes that failed are in ``failed`` with their error.
+
+    Raises:
+        InputError: for bad inputs or options, before any scene runs.
+    """
+    from .embed import embed_raster
+
+    for bad in ('output', 'input', 'preview'):
+        if bad in embed_options:
+            raise InputError(f'{bad}= is per scene and set by the batch job; drop it (outputs go to output_dir)')
+    env_rank, env_world = _env_rank()
+    rank = env_rank if rank is None else rank
+    world = env_world if world_size is None else world_size
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f'rank {rank} of world size {world} is invalid; need 0 <= rank < world_size')
+    out_dir = Path(output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f'output {str(out_dir)!r} exists and is not a folder; a batch job writes into a folder')
+    scenes = expand_inputs(inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mine = scenes[rank::world]
+    log(f'batch: {len(scenes)} scenes, rank {rank}/{world} takes {len(mine)}')
+    status = _status_path(out_dir, rank)
+    job = {'scenes_total': len(scenes), 'world_size': world, 'assigned': mine}
+    outcomes: list[SceneOutcome] = []
+    for k, scene in enumerate(mine, 1):
+        out = out_dir / output_name(scene)
+        if resume and out.is_file() and not out.with_name(out.name + '.partial').exists():
+            outcomes.append(SceneOutcome(scene, str(out), 'skipped'))
+            log(f'[{k}/{len(mine)}] {scene}: already complete, skipped')
+            _write_status(status, job, outcomes, False)
+            continue
+        t0 = time.perf_counter()
+        try:
+            embed_raster(scene, out, resume=resume, **({"log": log} | embed_options))
+        except Exception as err:  # one scene's failure (typed or not) is recorded and reported; the job goes on
+            outcomes.append(SceneOutcome(scene, str(out), 'failed', f'{type(err).__name__}: {err}',
+                                         time.perf_counter() - t0))
+            log(f'[{k}/{len(mine)}] {scene}: FAILED ({type(err).__name__}: {err}); skipped, the others go on')
+        else:
+            outcomes.append(SceneOutcome(scene, str(out), 'done', None, time.perf_counter() - t0))
+            log(f'[{k}/{len(mine)}] {scene}: done')
+        _write_status(status, job, outcomes, False)
+    _write_status(status, job, outcomes, True)
+    result = BatchResult(outcomes, rank, world)
+    if catalogue and rank == 0:
+        _wait_for_ranks(out_dir, scenes, world, wait_timeout)
+        from .catalogue import write_catalogue
+
+        done = sorted({o.output for r in range(world) for o in _read_status(out_dir, r)
+                       if o.status in ('done', 'skipped')})
+        result.catalogue = write_catalogue([Path(d) for d in done], out_dir)
+        log(f'catalogue: {result.catalogue.stac} ({result.catalogue.items} items), {result.catalogue.index} '
+            f'({result.catalogue.patches} patches)')
+    if result.failed:
+        log(f'batch: {len(result.failed)} of {len(mine)} scenes failed: '
+            + '; '.join(f'{o.input} ({o.error})' for o in result.failed)
+            + ' — fix them and rerun the same command with --resume')
+    return result
+
+
+def _read_status(out_dir: Path, rank: int) -> list[SceneOutcome]:
+    doc = json.loads(_status_path(out_dir, rank).read_text())
+    return [SceneOutcome(**s) for s in doc['scenes']]
+
+
+def _wait_for_ranks(out_dir: Path, scenes: list[str], world: int, timeout: float) -> None:
+    """Wait until every rank's status file says finished for the scenes of *this* job (stale files do not count)."""
+    deadline = time.monotonic() + timeout
+    for r in range(world):
+        path = _status_path(out_dir, r)
+        while True:
+            try:
+                doc = json.loads(path.read_text())
+                if doc.get('finished') and doc.get('assigned') == scenes[r::world] and doc.get('world_size') == world:
+                    break
+            except (OSError, json.JSONDecodeError):
+                pass
+            if time.monotonic() > deadline:
+                raise InputError(f'rank {r} did not finish within {timeout:.0f} s ({str(path)!r}); the catalogue '
+                                 'was not written — rerun with --resume once all ranks are done')
+            time.sleep(0.5)
