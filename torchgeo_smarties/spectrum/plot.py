@@ -7,8 +7,7 @@ from typing import Any, Final
 from .plan import InterpolationPolicy
 from .ranges import LEARNED_RANGES
 from .records import resolution_record, select_sensors
-from .sensors import Band
-from .table import MICROWAVE_NM
+from .sensors import MICROWAVE_NM, Band
 
 __all__ = ('plot_coverage',)
 

@@ -6,13 +6,11 @@ from typing import Final
 from .plan import InterpolationPolicy, OutOfRange
 from .ranges import LEARNED_RANGES
 from .records import resolution_record, select_sensors
-from .sensors import Band
+from .sensors import MICROWAVE_NM, Band
 from .units import SPEED_OF_LIGHT
 
-__all__ = ('MICROWAVE_NM', 'format_gsd', 'format_table', 'format_wavelength', 'format_width')
+__all__ = ('format_gsd', 'format_table', 'format_wavelength', 'format_width')
 
-#: Wavelengths at or above this (1 mm) are microwave: shown in cm and GHz, not µm.
-MICROWAVE_NM: Final = 1e6
 _DASH: Final = '—'
 
 
