@@ -23,7 +23,10 @@ from torchgeo_smarties.spectrum.ranges import AGGREGATED_RANGES, LEARNED_RANGES,
 from torchgeo_smarties.spectrum.records import DISPLAY_POLICIES, bands_json, resolution_record
 from torchgeo_smarties.spectrum.table import format_gsd
 
-__all__ = ('setup', 'write_docs_assets')
+__all__ = ('MAX_LISTED_BANDS', 'setup', 'write_docs_assets')
+
+#: Sensors with more bands than this (hyperspectral) get a summary line instead of a band table.
+MAX_LISTED_BANDS = 40
 
 
 def _rst_literal(text: str) -> str:
@@ -55,6 +58,18 @@ def _rst_tables(policies: Sequence[InterpolationPolicy]) -> str:
             lines += [_rst_cell(sensor.description), '']
         if sensor.aliases:
             lines += ['Aliases: ' + ', '.join(_rst_literal(a) for a in sensor.aliases), '']
+        if len(sensor.bands) > MAX_LISTED_BANDS:  # hyperspectral: a summary, the full table is one command away
+            flagged = [b.name for b in sensor.bands if b.absorption]
+            default = sensor.default_bands
+            lo, hi = min(b.center_nm for b in sensor.bands), max(b.center_nm for b in sensor.bands)
+            lines += [
+                f'{len(sensor.bands)} bands, {lo:.6g}–{hi:.6g} nm, {format_gsd(sensor.bands[0])}; '
+                f'{len(flagged)} water-vapour absorption bands ({", ".join(_rst_literal(n) for n in flagged)}); '
+                f'the default band set ``{sensor.id}`` has {len(default)} bands. List them with '
+                f'``smarties bands --sensor {sensor.id}``.',
+                '',
+            ]
+            continue
         header = ['Band', 'Centre (nm)', 'Min–max (nm)', 'GSD', *(f'``{p}``' for p in policies), 'Values', 'Aliases']
         rows = []
         for b in sensor.bands:

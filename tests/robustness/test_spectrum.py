@@ -3,6 +3,7 @@
 Each test asserts the typed error (or warning) class and a phrase of its message that names the fix.
 """
 
+import io
 import math
 import subprocess
 import sys
@@ -13,11 +14,14 @@ from pathlib import Path
 import pytest
 
 from torchgeo_smarties.errors import (
+    AbsorptionBandWarning,
     BandDefinitionError,
     DuplicateBandError,
+    DuplicateRegistrationError,
     EmptyBandListError,
     PolarizationError,
     SensorIdError,
+    SensorTableError,
     SpectrumOptionError,
     UnitError,
     UnitSlipWarning,
@@ -30,6 +34,7 @@ from torchgeo_smarties.spectrum import (
     plan_bands,
     register_preset,
     register_sensor,
+    register_sensor_from_table,
     resolve_bands,
     unregister_sensor,
 )
@@ -283,3 +288,53 @@ def test_failed_registrations_leave_nothing() -> None:
     # every refusal above happened before the sensor was added
     with pytest.raises(UnknownSensorError, match='unknown sensor'):
         get_sensor('badsat')
+
+
+# class: a sensor table that does not exist
+def test_table_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SensorTableError, match='does not exist'):
+        register_sensor_from_table(tmp_path / 'nope.csv', 'badsat')
+
+
+# class: a sensor table with a bad header (missing or unknown columns)
+@pytest.mark.parametrize('header', ['name,centre,unit', 'name,center,unit,colour', 'center,unit'])
+def test_table_bad_header(header: str) -> None:
+    with pytest.raises(SensorTableError, match='required columns: name, center, unit'):
+        register_sensor_from_table(io.StringIO(f'{header}\nx,665,nm\n'), 'badsat')
+
+
+# class: a sensor table with no rows, or only comments
+@pytest.mark.parametrize('text', ['', '# only a comment\n', 'name,center,unit\n'])
+def test_table_empty(text: str) -> None:
+    with pytest.raises(SensorTableError, match='no header and no rows|no band rows'):
+        register_sensor_from_table(io.StringIO(text), 'badsat')
+
+
+# class: a sensor table row with the wrong number of cells
+def test_table_ragged_row() -> None:
+    with pytest.raises(SensorTableError, match=':3: 2 cells, but the header has 3 columns'):
+        register_sensor_from_table(io.StringIO('name,center,unit\na,665,nm\nb,700\n'), 'badsat')
+
+
+# class: a sensor table row with a bad value (number, unit, absorption flag)
+@pytest.mark.parametrize(
+    ('row', 'error', 'phrase'),
+    [('a,red,nm', BandDefinitionError, 'must be a number'), ('a,665,parsec', UnitError, 'unknown wavelength unit'),
+     ('a,665,nm,maybe', SensorTableError, 'absorption must be true or false')],
+)  # fmt: skip
+def test_table_bad_value(row: str, error: type[Exception], phrase: str) -> None:
+    header = 'name,center,unit' + (',absorption' if row.count(',') == 3 else '')
+    with pytest.raises(error, match=phrase):
+        register_sensor_from_table(io.StringIO(f'{header}\n{row}\n'), 'badsat')
+
+
+# class: a sensor table that lists a band twice
+def test_table_duplicate_band() -> None:
+    with pytest.raises(DuplicateRegistrationError, match="lists band 'A' more than once"):
+        register_sensor_from_table(io.StringIO('name,center,unit\na,665,nm\nA,700,nm\n'), 'badsat')
+
+
+# class: a water-vapour absorption band named explicitly (warning: mostly noise over land)
+def test_absorption_band_warns() -> None:
+    with pytest.warns(AbsorptionBandWarning, match='water-vapour absorption window'):
+        plan_bands('emit:B140,emit:B050')

@@ -11,6 +11,9 @@ from .sensors import MICROWAVE_NM, Band
 
 __all__ = ('plot_coverage',)
 
+#: Sensors with more bands than this (hyperspectral) are drawn without band labels.
+_MAX_LABELLED: Final = 40
+
 #: One distinct colour per learned range (0–16).
 _PALETTE: Final = (
     '#1f77b4',
@@ -122,7 +125,8 @@ def plot_coverage(
                 {'color': 'white', 'hatch': '////'} if idx is None else {'color': colour[idx], 'alpha': 0.8}
             )
             ax.barh(y, hi - lo, left=lo, height=height * 0.92, edgecolor='black', linewidth=0.4, **style)
-            ax.text(b.center_nm, y, b.name, ha='center', va='center', fontsize=min(5.0, 12 * height), clip_on=True)
+            if len(sensor.bands) <= _MAX_LABELLED:
+                ax.text(b.center_nm, y, b.name, ha='center', va='center', fontsize=min(5.0, 12 * height), clip_on=True)
 
     ax_o.set_xscale('log')
     ax_o.set_xlim(*optical_lim)

@@ -112,6 +112,7 @@ def _band_record(band: Band, policies: Sequence[InterpolationPolicy], out_of_ran
         'gsd_m': band.gsd_m,
         'units': band.units,
         'polarization': band.polarization,
+        'absorption': band.absorption,
         'learned_index': band.learned_index,
         'release_index': band.release_index,
         'no_projection': band.release_index == -1,

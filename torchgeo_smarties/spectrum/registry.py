@@ -12,8 +12,9 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from difflib import get_close_matches
+from pathlib import Path
 from threading import RLock
-from typing import Final
+from typing import Final, TextIO
 
 from ..errors import (
     AbsorptionBandWarning,
@@ -43,6 +44,7 @@ __all__ = (
     'list_sensors',
     'register_preset',
     'register_sensor',
+    'register_sensor_from_table',
     'resolve_bands',
     'unregister_sensor',
 )
@@ -97,6 +99,8 @@ _ID_RE: Final = re.compile(r'[A-Za-z][A-Za-z0-9_-]*')
 
 _lock = RLock()
 _sensors: dict[str, Sensor] = {}
+#: Built-in sensors read from band tables on first use (id -> aliases): keeps `import` fast.
+_pending: dict[str, tuple[str, ...]] = {}
 _sensor_alias: dict[str, str] = {}
 _builtin_ids: set[str] = set()
 
@@ -123,13 +127,52 @@ def _add(sensor: Sensor) -> None:
         _sensor_alias[k] = sensor.id
 
 
+#: Hyperspectral sensors shipped as band tables in ``data/sensors/``: id -> (name, aliases, value units, description).
+_TABLE_SENSORS: Final = {
+    'enmap': ('EnMAP HSI', ('enmap_hsi',), 'surface reflectance ×10000 (L2A)',
+              'EnMAP hyperspectral imager (DLR): 224 bands, VNIR 418–993 nm and SWIR 902–2445 nm, 30 m; '
+              'centres from DLR\'s band table, FWHM nominal (centre spacing).'),
+    'emit': ('EMIT', ('emit_l2a',), 'surface reflectance 0–1 (L2A, float32)',
+             'EMIT imaging spectrometer on the ISS (NASA JPL): 285 bands, 381–2493 nm, 60 m; '
+             'centres and FWHM from the EMIT SDS wavelength calibration.'),
+    'prisma': ('PRISMA HYC', ('prisma_hyc',), 'surface reflectance, scaled integer (L2D)',
+               'PRISMA hyperspectral camera (ASI): VNIR 66 + SWIR 171 bands, 400–2505 nm, 30 m; '
+               'NOMINAL table from the published specification (real centres vary per scene).'),
+}  # fmt: skip
+
+
+def _table_sensor(sid: str) -> Sensor:
+    from .tables import builtin_table
+
+    name, aliases, units, description = _TABLE_SENSORS[sid]
+    bands = tuple(_band_from_spec(sid, bname, {**spec, 'units': units}, None) for bname, spec in builtin_table(sid))
+    return Sensor(sid, name, bands, aliases, description)
+
+
 def _init() -> None:
     for s in builtin_sensors():
         _add(s)
         _builtin_ids.add(s.id)
+    for sid, (_, aliases, _, _) in _TABLE_SENSORS.items():
+        for key in (sid, *aliases):
+            _sensor_alias[_norm(key)] = sid
+        _pending[sid] = aliases
+        _builtin_ids.add(sid)
 
 
-_init()
+def _sensor(sid: str) -> Sensor:
+    """The registered sensor *sid* (an id, not an alias), reading a pending band table on first use."""
+    with _lock:
+        if sid in _pending:
+            _sensors[sid] = _table_sensor(sid)
+            del _pending[sid]
+        return _sensors[sid]
+
+
+def _ids() -> list[str]:
+    """Every registered sensor id, in registration order (built-in multispectral, hyperspectral, user)."""
+    builtin = [k for k in _sensors if k in _builtin_ids and k not in _TABLE_SENSORS]
+    return builtin + list(_TABLE_SENSORS) + [k for k in _sensors if k not in _builtin_ids]
 
 
 def _check_id(text: object, what: str) -> str:
@@ -154,7 +197,7 @@ def _check_band_name(name: object, sensor_id: str) -> str:
 def list_sensors() -> tuple[Sensor, ...]:
     """All registered sensors (built-in first, then user-registered)."""
     with _lock:
-        return tuple(_sensors.values())
+        return tuple(_sensor(sid) for sid in _ids())
 
 
 def get_sensor(name: str) -> Sensor:
@@ -170,10 +213,10 @@ def get_sensor(name: str) -> Sensor:
             raise UnknownSensorError(
                 f'unknown sensor {name!r}'
                 + (f' (did you mean {", ".join(hint)}?)' if hint else '')
-                + f'; registered sensors: {", ".join(_sensors)}. Register your own with '
+                + f'; registered sensors: {", ".join(_ids())}. Register your own with '
                 'torchgeo_smarties.spectrum.register_sensor().'
             )
-        return _sensors[sid]
+        return _sensor(sid)
 
 
 def get_band(band: BandSpec) -> Band:
@@ -194,7 +237,7 @@ def get_band(band: BandSpec) -> Band:
     if ':' not in band:
         raise UnknownBandError(
             f'band {band!r} has no sensor part; write "<sensor>:<band>", e.g. "sentinel2:B08" '
-            f'(sensors: {", ".join(_sensors)}), or use a preset name ({", ".join(PRESETS)})'
+            f'(sensors: {", ".join(_ids())}), or use a preset name ({", ".join(PRESETS)})'
         )
     sensor_part, band_part = band.split(':', 1)
     sensor = get_sensor(sensor_part)
@@ -295,7 +338,7 @@ def resolve_bands(bands: str | Iterable[BandSpec]) -> tuple[Band, ...]:
                 items = list(PRESETS[key])
             elif key in _sensor_alias:
                 sid = _sensor_alias[key]  # an alias of a sensor that is also a preset means the preset
-                items = list(PRESETS[sid]) if sid in PRESETS else [b.id for b in _sensors[sid].default_bands]
+                items = list(PRESETS[sid]) if sid in PRESETS else [b.id for b in _sensor(sid).default_bands]
             else:
                 hint = get_close_matches(key, list(PRESETS) + list(_sensor_alias), n=3)
                 raise UnknownPresetError(
@@ -503,3 +546,65 @@ def unregister_sensor(sensor_id: str) -> None:
         del _sensors[sensor.id]
         for k in [k for k, v in _sensor_alias.items() if v == sensor.id]:
             del _sensor_alias[k]
+
+
+def register_sensor_from_table(
+    path_or_file: str | Path | TextIO,
+    sensor_id: str,
+    *,
+    name: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str = '',
+    units: str = '',
+    flag_absorption: bool = True,
+) -> Sensor:
+    """Register a sensor from a CSV band table (columns ``name, center, fwhm, unit[, gsd][, absorption]``).
+
+    Lines starting with ``#`` are comments (cite the table's source there). Every row
+    goes through the same checks as :func:`register_sensor`. Bands centred in a
+    water-vapour absorption window (≈1.35–1.45 µm, ≈1.8–1.95 µm) are flagged
+    ``absorption`` and left out of the sensor's default band set (an explicit band id
+    still works, with an :class:`~torchgeo_smarties.errors.AbsorptionBandWarning`). Example::
+
+        register_sensor_from_table('hyspex.csv', 'hyspex')
+        plan_bands('hyspex')  # every band but the absorption ones
+
+    Args:
+        path_or_file: a path or an open text file.
+        sensor_id: the new sensor id (rules of :func:`register_sensor`).
+        name: display name (default: *sensor_id*).
+        aliases: other names of the sensor.
+        description: free text (e.g. the table's source).
+        units: what the product's pixel values are (free text, for every band).
+        flag_absorption: flag the absorption-window bands (an ``absorption`` column wins).
+
+    Returns:
+        The registered :class:`Sensor`.
+
+    Raises:
+        SensorTableError: if the file is missing or unreadable, or its header or a row is malformed.
+        SmartiesError: any error of :func:`register_sensor` for the rows' values.
+    """
+    from .tables import read_band_table
+
+    rows = read_band_table(path_or_file, flag_absorption=flag_absorption)
+    return register_sensor(
+        sensor_id,
+        {bname: {**spec, 'units': units} for bname, spec in _unique_rows(rows, sensor_id)},
+        name=name,
+        aliases=aliases,
+        description=description,
+    )
+
+
+def _unique_rows(rows: list[tuple[str, dict[str, object]]], sensor_id: str) -> list[tuple[str, dict[str, object]]]:
+    seen = set()
+    for bname, _ in rows:
+        key = _norm(bname)
+        if key in seen:
+            raise DuplicateRegistrationError(f'sensor table of {sensor_id!r} lists band {bname!r} more than once')
+        seen.add(key)
+    return rows
+
+
+_init()

@@ -25,10 +25,13 @@ from typing import Final
 
 from ..errors import BandDefinitionError, PolarizationError
 
-__all__ = ('MICROWAVE_NM', 'POLARIZATIONS', 'Band', 'Sensor', 'builtin_sensors')
+__all__ = ('MICROWAVE_NM', 'POLARIZATIONS', 'WATER_VAPOUR_WINDOWS_NM', 'Band', 'Sensor', 'builtin_sensors')
 
 #: Wavelengths at or above this (1 mm) are microwave: only these bands may carry a polarisation.
 MICROWAVE_NM: Final = 1e6
+
+#: Water-vapour absorption windows (nm): bands centred here are flagged ``absorption`` in band tables.
+WATER_VAPOUR_WINDOWS_NM: Final = ((1350.0, 1450.0), (1800.0, 1950.0))
 
 #: Valid SAR polarisations (transmit/receive).
 POLARIZATIONS: Final = ('VV', 'VH', 'HH', 'HV')
@@ -137,8 +140,20 @@ class Sensor:
 
     @property
     def default_bands(self) -> tuple[Band, ...]:
-        """The band set the sensor id stands for: every band not flagged ``absorption``."""
-        return tuple(b for b in self.bands if not b.absorption)
+        """The band set the sensor id stands for (``resolve_bands('<id>')``).
+
+        Every band except those flagged ``absorption`` and those outside the spectrum
+        SMARTIES was pretrained on (e.g. EnMAP B1 at 418 nm, below the aerosol range's
+        422 nm): name those explicitly (with ``out_of_range='nearest'``) to use them.
+        """
+        lo, hi = _pretraining_spectrum()
+        return tuple(b for b in self.bands if not b.absorption and lo <= b.center_nm <= hi)
+
+
+def _pretraining_spectrum() -> tuple[float, float]:
+    from .ranges import LEARNED_RANGES
+
+    return min(r.min_nm for r in LEARNED_RANGES), max(r.max_nm for r in LEARNED_RANGES)
 
 
 def _optical(

@@ -51,13 +51,14 @@ def format_table(
         UnknownSensorError: if a sensor name is not registered.
     """
     lines: list[str] = []
-    for sensor in select_sensors(sensors):
+    chosen = select_sensors(sensors)
+    for sensor in chosen:
         alias = f'  (aliases: {", ".join(sensor.aliases)})' if sensor.aliases else ''
         lines.append(f'{sensor.id}: {sensor.name}{alias}')
         header = ['band', 'centre', 'width', 'GSD', *(f'-> {p}' for p in policies), 'values']
         rows = [header]
         for b in sensor.bands:
-            cells = [b.name, format_wavelength(b), format_width(b), format_gsd(b)]
+            cells = [b.name + (' [abs]' if b.absorption else ''), format_wavelength(b), format_width(b), format_gsd(b)]
             cells += [resolution_record(b, p, out_of_range)['text'] for p in policies]
             cells.append(b.units)
             rows.append(cells)
@@ -65,6 +66,11 @@ def format_table(
         for r in rows:
             lines.append('  ' + '  '.join(c.ljust(w) for c, w in zip(r, widths)) + '  ' + r[-1])
         lines.append('')
+    if any(b.absorption for sensor in chosen for b in sensor.bands):
+        lines.append(
+            "[abs]: a water-vapour absorption band (≈1.35–1.45 µm, ≈1.8–1.95 µm), left out of the sensor's default "
+            'band set (name it explicitly to use it).'
+        )
     lines.append('Learned ranges: ' + ', '.join(f'{r.index}={r.key}' for r in LEARNED_RANGES))
     lines.append(
         "'—' means the policy cannot project the band (official: not in the release's table; "
