@@ -1,8 +1,8 @@
 """Sphinx configuration for the torchgeo-smarties documentation.
 
-The band-registry page is generated from the registry itself at build time:
-:func:`torchgeo_smarties.spectrum.cli.write_docs_assets` writes its tables, the
-JSON dump and the coverage chart into ``docs/_generated/`` (git-ignored).
+The band-registry page is generated from the registry itself at build time: the
+local extension ``docs/_ext/smarties_bands.py`` writes its tables, the JSON dump
+and the coverage chart into ``docs/_generated/`` (git-ignored).
 No network access is needed (no intersphinx inventories are fetched).
 """
 
@@ -18,9 +18,9 @@ matplotlib.use('Agg')
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / '_ext'))
 
 import torchgeo_smarties  # noqa: E402
-from torchgeo_smarties.spectrum.cli import write_docs_assets  # noqa: E402
 
 GENERATED = DOCS / '_generated'
 
@@ -33,7 +33,14 @@ version = release = torchgeo_smarties.__version__
 
 # -- General configuration ---------------------------------------------------
 
-extensions = ['sphinx.ext.autodoc', 'sphinx.ext.mathjax', 'sphinx.ext.napoleon', 'sphinx.ext.viewcode', 'myst_parser']
+extensions = [
+    'sphinx.ext.autodoc',
+    'sphinx.ext.mathjax',
+    'sphinx.ext.napoleon',
+    'sphinx.ext.viewcode',
+    'myst_parser',
+    'smarties_bands',  # docs/_ext: the band-registry tables and chart, generated from the registry
+]
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 root_doc = 'index'
 exclude_patterns = ['_build', '_generated', 'Thumbs.db', '.DS_Store']
@@ -98,7 +105,6 @@ def _write_optional_api() -> None:
 
 def _generate() -> None:
     GENERATED.mkdir(exist_ok=True)
-    write_docs_assets(GENERATED)
     _write_optional_api()
 
 

@@ -7,16 +7,24 @@ details. Each message names the valid choices or the fix.
 """
 
 __all__ = (
+    'AbsorptionBandWarning',
     'AmbiguousBandError',
     'BandCountError',
+    'BandDefinitionError',
     'CheckpointError',
+    'DuplicateBandError',
     'DuplicateRegistrationError',
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
     'OutOfSpectrumError',
+    'PolarizationError',
+    'SensorIdError',
+    'SensorTableError',
     'SmartiesError',
+    'SpectrumOptionError',
     'UnitError',
+    'UnitSlipWarning',
     'UnknownBandError',
     'UnknownPresetError',
     'UnknownSensorError',
@@ -78,3 +86,38 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- spectrum
+
+
+class SpectrumOptionError(SmartiesError):
+    """An enum-like option of the spectrum API (policy, out_of_range, unit) has an invalid value."""
+
+
+class SensorIdError(SmartiesError):
+    """A sensor, alias, band or preset name cannot be used as an identifier (bad characters, or taken by a preset)."""
+
+
+class PolarizationError(SmartiesError):
+    """A polarisation is given for an optical band, or is not one of VV, VH, HH, HV."""
+
+
+class BandDefinitionError(SmartiesError):
+    """A band definition is malformed: unknown field, non-numeric value, min > max, negative FWHM."""
+
+
+class DuplicateBandError(SmartiesError):
+    """The same band appears twice in one band list (each image channel must be a different band)."""
+
+
+class SensorTableError(BandDefinitionError):
+    """A sensor band table (CSV) is unreadable or malformed."""
+
+
+class UnitSlipWarning(UserWarning):
+    """A wavelength lies far from every learned range and from any real band: probably a unit slip (µm for nm)."""
+
+
+class AbsorptionBandWarning(UserWarning):
+    """A band flagged as lying in a water-vapour absorption window was selected explicitly."""

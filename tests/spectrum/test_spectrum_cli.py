@@ -1,13 +1,17 @@
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from torchgeo_smarties import __version__
 from torchgeo_smarties import cli as top
-from torchgeo_smarties.spectrum import cli, list_sensors
+from torchgeo_smarties.spectrum import cli, list_sensors, plot
+
+DOCS_EXT = Path(__file__).resolve().parents[2] / 'docs' / '_ext' / 'smarties_bands.py'
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -127,16 +131,24 @@ def test_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plot_function_all_sensors(tmp_path: Path) -> None:
-    out = cli.plot_coverage(tmp_path / 'all.png', policy='official')
+    out = plot.plot_coverage(tmp_path / 'all.png', policy='official')
     assert out.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_pack_lanes() -> None:
-    assert cli._pack_lanes([(1, 2), (2, 3), (1.5, 2.5), (0, 10)]) == [1, 1, 2, 0]
+    assert plot._pack_lanes([(1, 2), (2, 3), (1.5, 2.5), (0, 10)]) == [1, 1, 2, 0]
+
+
+def _docs_extension() -> ModuleType:
+    spec = importlib.util.spec_from_file_location('smarties_bands', DOCS_EXT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_write_docs_assets(tmp_path: Path) -> None:
-    files = {p.name: p for p in cli.write_docs_assets(tmp_path)}
+    files = {p.name: p for p in _docs_extension().write_docs_assets(tmp_path)}
     assert set(files) == {'ranges_table.rst', 'bands_table.rst', 'presets_table.rst', 'bands.json',
                           'band_coverage.png'}  # fmt: skip
     table = files['bands_table.rst'].read_text(encoding='utf-8')

@@ -8,7 +8,7 @@ import pytest
 import tasks_synthetic  # noqa: F401  (registers smarties_test_d2 / smarties_test_d4)
 import torch
 
-import torchgeo_smarties  # noqa: F401  (registers the SMARTIES timm models)
+import torchgeo_smarties.models  # noqa: F401  (registers the SMARTIES timm models)
 
 DATA = Path(__file__).resolve().parents[1] / 'data'
 TINY = DATA / 'tiny_encoder.safetensors'

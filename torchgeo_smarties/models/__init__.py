@@ -51,3 +51,6 @@ __all__ = (
     'smarties_vitb',
     'smarties_vitl',
 )
+
+# Importing torchgeo_smarties.models registers with torchgeo (the timm entrypoints register in builders.py).
+register_with_torchgeo()

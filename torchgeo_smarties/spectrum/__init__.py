@@ -4,6 +4,7 @@
 * :mod:`~torchgeo_smarties.spectrum.sensors`: bands of real sensors with physical units.
 * :mod:`~torchgeo_smarties.spectrum.registry`: look-up, presets and run-time registration.
 * :mod:`~torchgeo_smarties.spectrum.plan`: band list → projection plan under a policy.
+* :mod:`~torchgeo_smarties.spectrum.tables`: CSV band tables (the hyperspectral sensors, your own).
 """
 
 from .plan import POLICIES, BandProjection, InterpolationPolicy, OutOfRange, ProjectionPlan, plan_bands, resolve_band
@@ -27,6 +28,7 @@ from .registry import (
     list_sensors,
     register_preset,
     register_sensor,
+    register_sensor_from_table,
     resolve_bands,
     unregister_sensor,
 )
@@ -61,6 +63,7 @@ __all__ = (
     'range_by_key',
     'register_preset',
     'register_sensor',
+    'register_sensor_from_table',
     'resolve_band',
     'resolve_bands',
     'to_nm',

@@ -29,17 +29,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from ..errors import EmptyBandListError, OutOfSpectrumError, UnresolvableBandError
+from ..errors import EmptyBandListError, OutOfSpectrumError, SpectrumOptionError, UnresolvableBandError
 from .ranges import LEARNED_RANGES, NUM_LEARNED_RANGES, range_by_index
 from .registry import BandSpec, resolve_bands
 from .sensors import Band
 
 __all__ = (
+    'OUT_OF_RANGE',
     'POLICIES',
     'BandProjection',
     'InterpolationPolicy',
     'OutOfRange',
     'ProjectionPlan',
+    'check_options',
     'plan_bands',
     'resolve_band',
 )
@@ -47,6 +49,8 @@ __all__ = (
 InterpolationPolicy = Literal['linear', 'nearest', 'official', 'learned']
 OutOfRange = Literal['error', 'nearest']
 POLICIES: tuple[str, ...] = get_args(InterpolationPolicy)
+#: Valid values of ``out_of_range``.
+OUT_OF_RANGE: tuple[str, ...] = get_args(OutOfRange)
 
 _SPECTRUM_MIN_NM = min(r.min_nm for r in LEARNED_RANGES)  # aerosol, 422 nm
 _SPECTRUM_MAX_NM = max(r.max_nm for r in LEARNED_RANGES)  # C-band, 5.6 cm
@@ -138,6 +142,21 @@ def _learned_centres(polarization: str | None) -> list[tuple[float, int]]:
     return sorted((r.center_nm, r.index) for r in LEARNED_RANGES if r.index not in (_VV, _VH) or r.index == sar)
 
 
+def check_options(policy: object, out_of_range: object) -> None:
+    """Validate the two enum-like options of planning.
+
+    Raises:
+        SpectrumOptionError: naming the valid values.
+    """
+    if policy not in POLICIES:
+        raise SpectrumOptionError(f'unknown interpolation policy {policy!r}; valid: {", ".join(POLICIES)}')
+    if out_of_range not in OUT_OF_RANGE:
+        raise SpectrumOptionError(
+            f'unknown out_of_range {out_of_range!r}; valid: {", ".join(OUT_OF_RANGE)} '
+            "('error' refuses bands outside the pretraining spectrum, 'nearest' uses the closest learned range)"
+        )
+
+
 def resolve_band(
     band: Band, policy: InterpolationPolicy = 'linear', out_of_range: OutOfRange = 'error'
 ) -> BandProjection:
@@ -147,10 +166,9 @@ def resolve_band(
         UnresolvableBandError: if the policy has no rule for this band.
         OutOfSpectrumError: if the band lies outside the pretraining spectrum and
             *out_of_range* is ``'error'``.
-        ValueError: for an unknown policy.
+        SpectrumOptionError: for an unknown *policy* or *out_of_range*.
     """
-    if policy not in POLICIES:
-        raise UnresolvableBandError(f'unknown interpolation policy {policy!r}; valid: {", ".join(POLICIES)}')
+    check_options(policy, out_of_range)
     c = band.center_nm
     if band.release_index == -1:
         return BandProjection(band.id, (), (), 'ignored', c)
@@ -217,7 +235,12 @@ def plan_bands(
         EmptyBandListError: if the list is empty or every band is ignored.
         UnknownBandError, UnknownSensorError, UnknownPresetError: for bad names.
         UnresolvableBandError, OutOfSpectrumError: see :func:`resolve_band`.
+        SpectrumOptionError: for an unknown *policy* or *out_of_range*.
+
+    A band may appear twice (two channels with the same band): the release accepts it
+    and averages over every entry (a conformance case), so it is not refused here.
     """
+    check_options(policy, out_of_range)
     if isinstance(bands, ProjectionPlan):
         return bands
     resolved = resolve_bands(bands)

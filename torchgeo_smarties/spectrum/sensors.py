@@ -19,9 +19,22 @@ Maxar RGB); ``release_index`` is the band's entry in the release's spectral tabl
 when the release has one (it also covers Landsat-8 B2/B10 and S2 B10).
 """
 
+import math
 from dataclasses import dataclass, field, replace
+from typing import Final
 
-__all__ = ('Band', 'Sensor', 'builtin_sensors')
+from ..errors import BandDefinitionError, PolarizationError
+
+__all__ = ('MICROWAVE_NM', 'POLARIZATIONS', 'WATER_VAPOUR_WINDOWS_NM', 'Band', 'Sensor', 'builtin_sensors')
+
+#: Wavelengths at or above this (1 mm) are microwave: only these bands may carry a polarisation.
+MICROWAVE_NM: Final = 1e6
+
+#: Water-vapour absorption windows (nm): bands centred here are flagged ``absorption`` in band tables.
+WATER_VAPOUR_WINDOWS_NM: Final = ((1350.0, 1450.0), (1800.0, 1950.0))
+
+#: Valid SAR polarisations (transmit/receive).
+POLARIZATIONS: Final = ('VV', 'VH', 'HH', 'HV')
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,14 @@ class Band:
             (−1 means "the release gives it no projection").
         polarization: SAR polarisation (``'VV'``, ``'VH'``, ``'HH'``, ``'HV'``) or ``None``.
         aliases: other accepted names (case-insensitive), e.g. STAC common names.
+        absorption: whether the band lies in a water-vapour absorption window
+            (≈1.35–1.45 µm, ≈1.8–1.95 µm); such bands are left out of the sensor's
+            default band set.
+
+    Raises:
+        BandDefinitionError: for non-finite or non-positive wavelengths, ``min_nm > max_nm``,
+            a centre outside ``[min_nm, max_nm]`` or a non-positive GSD.
+        PolarizationError: for a polarisation on an optical band or an unknown polarisation.
     """
 
     sensor: str
@@ -56,6 +77,39 @@ class Band:
     release_index: int | None = None
     polarization: str | None = None
     aliases: tuple[str, ...] = ()
+    absorption: bool = False
+
+    def __post_init__(self) -> None:
+        where = f'band {self.sensor}:{self.name}'
+        values = {'center_nm': self.center_nm, 'min_nm': self.min_nm, 'max_nm': self.max_nm}
+        for key, value in values.items():
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise BandDefinitionError(f'{where}: {key} must be a positive finite number of nm, got {value!r}')
+        if self.min_nm > self.max_nm:
+            raise BandDefinitionError(
+                f'{where}: min_nm {self.min_nm:g} > max_nm {self.max_nm:g}; give the lower edge first'
+            )
+        # a relative tolerance: centres computed as (lo + hi) / 2 in another unit may round just outside
+        tol = 1e-9 * self.max_nm
+        if not (self.min_nm - tol <= self.center_nm <= self.max_nm + tol):
+            raise BandDefinitionError(
+                f'{where}: centre {self.center_nm:g} nm lies outside its edges {self.min_nm:g}–{self.max_nm:g} nm'
+            )
+        if self.gsd_m is not None and not (
+            isinstance(self.gsd_m, int | float) and math.isfinite(self.gsd_m) and self.gsd_m > 0
+        ):
+            raise BandDefinitionError(f'{where}: gsd_m must be a positive number of metres or None, got {self.gsd_m!r}')
+        if self.polarization is not None:
+            if self.polarization not in POLARIZATIONS:
+                raise PolarizationError(
+                    f'{where}: unknown polarisation {self.polarization!r}; valid: {", ".join(POLARIZATIONS)}'
+                )
+            if self.center_nm < MICROWAVE_NM:
+                raise PolarizationError(
+                    f'{where} ({self.center_nm:g} nm) is an optical band but has polarization='
+                    f'{self.polarization!r}; a polarisation is only for microwave (SAR) bands (wavelength >= 1 mm): '
+                    'drop polarization, or give the radar frequency (e.g. 5.405 GHz)'
+                )
 
     @property
     def id(self) -> str:
@@ -83,6 +137,23 @@ class Sensor:
     aliases: tuple[str, ...] = ()
     description: str = ''
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def default_bands(self) -> tuple[Band, ...]:
+        """The band set the sensor id stands for (``resolve_bands('<id>')``).
+
+        Every band except those flagged ``absorption`` and those outside the spectrum
+        SMARTIES was pretrained on (e.g. EnMAP B1 at 418 nm, below the aerosol range's
+        422 nm): name those explicitly (with ``out_of_range='nearest'``) to use them.
+        """
+        lo, hi = _pretraining_spectrum()
+        return tuple(b for b in self.bands if not b.absorption and lo <= b.center_nm <= hi)
+
+
+def _pretraining_spectrum() -> tuple[float, float]:
+    from .ranges import LEARNED_RANGES
+
+    return min(r.min_nm for r in LEARNED_RANGES), max(r.max_nm for r in LEARNED_RANGES)
 
 
 def _optical(
