@@ -15,15 +15,9 @@ from .band_subset import RandomBandSubset, random_band_mask
 from .mixup import CrossSensorMixup, MixedPair, MixupMode
 from .normalize import NormalizeMode, SmartiesNormalize, sar_to_db
 from .paired import PairedGeometric, PairedResize, pair_scale
-from .stats import (
-    STATS_FORMAT,
-    STATS_PRESETS,
-    BandStats,
-    compute_raster_statistics,
-    compute_statistics,
-    list_stats_presets,
-    preset_stats,
-)
+from .band_stats import STATS_FORMAT, BandStats
+from .estimate import compute_raster_statistics, compute_statistics
+from .presets import STATS_PRESETS, list_stats_presets, preset_stats
 
 __all__ = (
     'STATS_FORMAT',

@@ -16,7 +16,8 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..spectrum import resolve_bands
-from .stats import BandStats, preset_stats
+from .band_stats import BandStats, _as_tuple
+from .presets import preset_stats
 
 __all__ = ('NormalizeMode', 'SmartiesNormalize', 'sar_to_db')
 
@@ -100,7 +101,6 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
         keepdim: bool = False,
     ) -> None:
         super().__init__(p=1.0, same_on_batch=True, keepdim=keepdim)
-        from .stats import _as_tuple
 
         if mode not in ('smarties', 'zscore'):
             raise InputError(f"mode must be 'smarties' or 'zscore', got {mode!r}")
