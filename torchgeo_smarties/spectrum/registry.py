@@ -19,6 +19,7 @@ from ..errors import (
     UnknownPresetError,
     UnknownSensorError,
 )
+from .conventions import ValueConvention, check_convention, remove_convention, set_convention
 from .sensors import Band, Sensor, builtin_sensors
 from .units import to_nm
 
@@ -245,6 +246,7 @@ def register_sensor(
     aliases: Sequence[str] = (),
     unit: str | None = None,
     description: str = '',
+    convention: ValueConvention | None = None,
 ) -> Sensor:
     """Register a new sensor at run time.
 
@@ -257,6 +259,10 @@ def register_sensor(
         register_sensor('mysat', {'blue': {'center': 0.49, 'fwhm': 0.06, 'unit': 'um'},
                                   'nir': {'min': 780, 'max': 900, 'unit': 'nm'}})
 
+    *convention* (a :class:`~torchgeo_smarties.spectrum.conventions.ValueConvention`) says what the pixel
+    values are (e.g. ``ValueConvention.reflectance(0.0001)``), so that the default normalisation can map
+    them onto the release's statistics; without it, give statistics explicitly (``--stats``/``--norm``).
+
     Returns:
         The registered :class:`Sensor`.
 
@@ -266,6 +272,8 @@ def register_sensor(
         EmptyBandListError: if no band is given.
     """
     sid = _norm(sensor_id)
+    if convention is not None:
+        check_convention(convention)
     if not bands:
         raise EmptyBandListError(f'sensor {sensor_id!r} needs at least one band')
     out: list[Band] = []
@@ -303,6 +311,8 @@ def register_sensor(
     sensor = Sensor(sid, name or sensor_id, tuple(out), tuple(aliases), description)
     with _lock:
         _add(sensor)
+        if convention is not None:
+            set_convention(sensor.id, convention)
     return sensor
 
 
@@ -318,5 +328,6 @@ def unregister_sensor(sensor_id: str) -> None:
         if sensor.id in _builtin_ids:
             raise DuplicateRegistrationError(f'{sensor.id!r} is built in and cannot be unregistered')
         del _sensors[sensor.id]
+        remove_convention(sensor.id)
         for k in [k for k, v in _sensor_alias.items() if v == sensor.id]:
             del _sensor_alias[k]
