@@ -14,8 +14,12 @@ __all__ = (
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
+    'NoStatisticsError',
+    'NormalizationError',
     'OutOfSpectrumError',
+    'SarUnitsError',
     'SmartiesError',
+    'StatisticsFileError',
     'UnitError',
     'UnknownBandError',
     'UnknownPresetError',
@@ -78,3 +82,20 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- norm
+class NormalizationError(InputError):
+    """The normalisation cannot be built as asked: conflicting options, no statistics for a band, bad values."""
+
+
+class NoStatisticsError(NormalizationError):
+    """No statistics apply to a band by default (no value convention, or values that are not reflectance)."""
+
+
+class StatisticsFileError(NormalizationError):
+    """A statistics file (JSON/YAML/embedding GeoTIFF) is unreadable, malformed, or lists a band twice."""
+
+
+class SarUnitsError(NormalizationError):
+    """SAR values are in linear power where dB is expected (or the reverse)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +24,10 @@ import torch
 import yaml
 from torch import Tensor
 
-from ..errors import BandCountError, InputError, UnknownBandError
+from ..errors import BandCountError, InputError, SmartiesError, StatisticsFileError, UnknownBandError
 from ..spectrum import resolve_bands
 
-__all__ = ('STATS_FORMAT', 'BandStats')
+__all__ = ('NORM_TAG', 'STATS_FORMAT', 'BandStats', 'read_stats_document')
 
 #: Format tag written into statistics files.
 STATS_FORMAT = 'torchgeo_smarties/band-stats/1'
@@ -225,6 +226,7 @@ class BandStats:
                 'compute_statistics(..., path=...)'
             )
         entries = data['bands']
+        where = source or 'statistics'
         try:
             names = tuple(str(k) for k in entries)
             cols = {k: tuple(float(entries[n][k]) for n in names) for k in ('p1', 'p99', 'mean', 'std')}
@@ -232,24 +234,37 @@ class BandStats:
             raw_mean = tuple(float(entries[n]['raw_mean']) for n in names) if has_raw else None
             raw_std = tuple(float(entries[n]['raw_std']) for n in names) if has_raw else None
         except (KeyError, TypeError, ValueError) as err:
-            raise InputError(
-                f'{source or "statistics"}: every band entry needs numeric p1, p99, mean and std ({err})'
+            raise StatisticsFileError(
+                f'{where}: every band entry needs numeric p1, p99, mean and std ({type(err).__name__}: {err})'
             ) from err
         bands = names if data.get('has_band_ids', True) else None
         if bands is not None:
-            bands = tuple(b.id for b in resolve_bands(list(bands)))
-        return cls(
-            bands=bands,
-            p1=cols['p1'],
-            p99=cols['p99'],
-            mean=cols['mean'],
-            std=cols['std'],
-            raw_mean=raw_mean,
-            raw_std=raw_std,
-            sar_to_db=bool(data.get('sar_to_db', False)),
-            source=str(data.get('source', '') or source),
-            extra=dict(data.get('extra', {}) or {}),
-        )
+            try:
+                bands = tuple(b.id for b in resolve_bands(list(bands)))
+            except SmartiesError as err:
+                raise type(err)(f'{where}: {err}') from None
+            seen: dict[str, str] = {}
+            for name, bid in zip(names, bands, strict=True):
+                if bid in seen:
+                    raise StatisticsFileError(
+                        f'{where} lists band {bid} twice ({seen[bid]!r} and {name!r}); keep one entry per band'
+                    )
+                seen[bid] = name
+        try:
+            return cls(
+                bands=bands,
+                p1=cols['p1'],
+                p99=cols['p99'],
+                mean=cols['mean'],
+                std=cols['std'],
+                raw_mean=raw_mean,
+                raw_std=raw_std,
+                sar_to_db=bool(data.get('sar_to_db', False)),
+                source=str(data.get('source', '') or source),
+                extra=dict(data.get('extra', {}) or {}),
+            )
+        except SmartiesError as err:
+            raise type(err)(f'{where}: {err}') from None
 
     def save(self, path: str | Path) -> Path:
         """Write the statistics as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
@@ -265,10 +280,93 @@ class BandStats:
 
     @classmethod
     def load(cls, path: str | Path) -> BandStats:
-        """Read statistics written by :meth:`save` / :func:`compute_statistics`."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f'statistics file {path} does not exist; write it with compute_statistics(..., path=)')
-        text = path.read_text(encoding='utf-8')
-        data = json.loads(text) if path.suffix.lower() == '.json' else yaml.safe_load(text)
-        return cls.from_dict(data, source=str(path))
+        """Read statistics written by :meth:`save` / :func:`compute_statistics`, or an embedding output's tags.
+
+        A GeoTIFF written by ``smarties embed`` / :func:`~torchgeo_smarties.inference.embed_raster` carries
+        the statistics it used in its ``SMARTIES_NORM`` tag (:meth:`SmartiesNormalize.tags`): loading it
+        reproduces that run's normalisation.
+
+        Raises:
+            StatisticsFileError: if the file is missing, not valid JSON/YAML (naming line and column), lists a
+                band twice, or a GeoTIFF without a ``SMARTIES_NORM`` tag.
+        """
+        return cls.from_dict(read_stats_document(path), source=str(path))
+
+
+#: Tag of an embedding GeoTIFF holding the normalisation used (JSON: a statistics document plus the method).
+NORM_TAG = 'SMARTIES_NORM'
+_RASTER_SUFFIXES = ('.tif', '.tiff', '.gtiff', '.cog')
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a mapping key given twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if dup:
+            mark = node.start_mark
+            raise _DuplicateKey(f'{dup[0]} (mapping at line {mark.line + 1}, column {mark.column + 1})')
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_stats_document(path: str | os.PathLike[str]) -> Any:
+    """The parsed statistics document of a ``.json``/``.yaml`` file or an embedding GeoTIFF's tag.
+
+    Raises:
+        StatisticsFileError: see :meth:`BandStats.load`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StatisticsFileError(
+            f'statistics file {str(path)!r} does not exist; write it with compute_statistics(..., path=), or pass '
+            'an embedding GeoTIFF written by smarties embed'
+        )
+    if path.suffix.lower() in _RASTER_SUFFIXES:
+        import rasterio
+
+        try:
+            with rasterio.open(path) as ds:
+                text = ds.tags().get(NORM_TAG)
+        except rasterio.errors.RasterioIOError as err:
+            raise StatisticsFileError(f'cannot read {str(path)!r} as a GeoTIFF: {err}') from None
+        if text is None:
+            raise StatisticsFileError(
+                f'{str(path)!r} has no {NORM_TAG} tag: it was not written by smarties embed (torchgeo_smarties ≥ 0.2); '
+                'pass a statistics .json/.yaml file instead'
+            )
+    else:
+        try:
+            text = path.read_text(encoding='utf-8')
+        except UnicodeDecodeError as err:
+            raise StatisticsFileError(f'{str(path)!r} is not a text statistics file ({err})') from None
+    try:
+        if path.suffix.lower() == '.json' or path.suffix.lower() in _RASTER_SUFFIXES:
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except json.JSONDecodeError as err:
+        raise StatisticsFileError(
+            f'{str(path)!r} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno} (char {err.pos}); '
+            'fix the file or rewrite it with BandStats.save'
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, 'problem_mark', None)
+        at = f' at line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+        raise StatisticsFileError(f'{str(path)!r} is not valid YAML{at}: {getattr(err, "problem", err)}') from None
+    except _DuplicateKey as err:
+        raise StatisticsFileError(
+            f'{str(path)!r} gives the key {err} twice (the later one would silently win); keep one entry per band'
+        ) from None
