@@ -9,7 +9,8 @@ import torch
 from rasterio.transform import from_origin
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, UnknownBandError
-from torchgeo_smarties.tasks.paired_data import PairedRasterDataset, PresetNormalize, collate_pairs
+from torchgeo_smarties.spectrum import ProjectionPlan
+from torchgeo_smarties.tasks.paired_data import PairedRasterDataset, collate_pairs, pair_normalizer
 
 
 def write(path: Path, data: np.ndarray, left: float, top: float, res: float, crs: str = 'EPSG:32618') -> str:
@@ -43,7 +44,7 @@ def test_same_footprint_crops(pair: tuple[str, str]) -> None:
     # same ground footprint: band 0 of both = easting; a (10 m averaged to 20 m) matches b
     assert torch.allclose(s['image_a'][0], s['image_b'][0], atol=5.0)
     assert s['image_a'][0, 0, 0] >= 1320.0 and s['image_a'][0, 0, -1] <= 2280.0
-    assert s['bands_b'] == 'sentinel2:B11,sentinel2:B12'
+    assert isinstance(s['bands_b'], ProjectionPlan) and s['bands_b'].bands == ('sentinel2:B11', 'sentinel2:B12')
     assert torch.equal(ds[3]['image_a'], s['image_a'])  # seeded crops
     ds.set_epoch(1)
     assert not torch.equal(ds[3]['image_a'], s['image_a'])
@@ -107,8 +108,12 @@ def test_reproject_to_a(tmp_path: Path, pair: tuple[str, str]) -> None:
 
 
 def test_preset_normalize_matches_release_formula() -> None:
-    norm = PresetNormalize.from_preset('sentinel2_l1c', 'sentinel2_10m')
-    st = norm.stats()
+    from torchgeo_smarties.spectrum import plan_bands
+    from torchgeo_smarties.transforms import preset_stats
+
+    norm = pair_normalizer('sentinel2_l1c', plan_bands('sentinel2_10m'))
+    assert norm is not None
+    st = preset_stats('sentinel2_l1c', 'sentinel2_10m').to_dict()['bands']
     assert list(st) == ['sentinel2:B02', 'sentinel2:B03', 'sentinel2:B04', 'sentinel2:B08']
     x = torch.full((4, 2, 2), 1000.0)
     p1, p99, mean, std = (torch.tensor([st[b][k] for b in st]) for k in ('p1', 'p99', 'mean', 'std'))
