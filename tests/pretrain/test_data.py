@@ -144,3 +144,26 @@ def test_from_torchgeo_intersection(tmp_path: Path) -> None:
     assert s['image_a'].shape == (4, 32, 32) and s['image_b'].shape == (2, 32, 32)
     # co-registered: the easting ramps of both sensors agree (b resampled onto a's 10 m grid by torchgeo)
     assert torch.allclose(s['image_a'][0], s['image_b'][0], atol=10.0)
+
+
+def test_batches_carry_plans_and_the_task_plans_once(pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchgeo_smarties.models.vit import SMARTIESViT
+    from torchgeo_smarties.tasks.pretraining import SMARTIESPretraining
+
+    ds = PairedRasterDataset([pair], 'sentinel2_10m', ['sentinel2:B11', 'sentinel2:B12'], size=32, length=4)
+    batch = collate_pairs([ds[i] for i in range(4)])
+    assert batch['bands_a'] is ds.plan_a and batch['bands_b'] is ds.plan_b  # objects, not joined strings
+    task = SMARTIESPretraining(bands_a='sentinel2_10m', bands_b='sentinel2_20m', img_size=32, embed_dim=32, depth=1,
+                               num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    calls = []
+    orig = SMARTIESViT.plan_for
+    monkeypatch.setattr(SMARTIESViT, 'plan_for', lambda self, b: calls.append(b) or orig(self, b))
+    assert task._bands(batch, 'bands_a') is ds.plan_a  # the model's policy: the batch's plan is used as is
+    strings = {'bands_b': 'sentinel2:B11,sentinel2:B12'}
+    first = task._bands(strings, 'bands_b')
+    for _ in range(3):
+        assert task._bands(strings, 'bands_b') is first
+    assert len(calls) == 1  # planned once, then cached
+    assert first.bands == ds.plan_b.bands
+    with pytest.raises(InputError, match='mixes band sets'):
+        task._bands({'bands_a': [ds.plan_a, ds.plan_b]}, 'bands_a')
