@@ -8,88 +8,14 @@ The preset numbers are read at run time from the release's own configuration fil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from functools import cache
-from importlib import resources
-from typing import Any
+from collections.abc import Sequence
 
-import yaml
-
-from ..errors import UnknownPresetError
-from ..spectrum import resolve_bands
+from ..spectrum.statistics import STATS_PRESETS, list_stats_presets, release_statistics, resolve_stats_preset
 from .band_stats import BandStats
 
 __all__ = ('STATS_PRESETS', 'list_stats_presets', 'preset_stats')
 
-#: Statistics presets: name → (release YAML file, entry, band preset giving the band ids in the entry's order).
-#: The RGB scene-classification datasets (RESISC-45, WHU-RS19, UC-Merced) are keyed by the RGB bands of the
-#: ``maxar`` sensor (alias ``rgb``): the release treats them as its ``RGB`` sensor.
-STATS_PRESETS: dict[str, tuple[str, str, str]] = {
-    'sentinel2_l2a': ('pretraining_sensors.yaml', 'SENTINEL2-L2A', 'sentinel2_l2a'),
-    'sentinel2_l1c': ('pretraining_sensors.yaml', 'SENTINEL2-L1C', 'sentinel2_l1c'),
-    'sentinel1': ('pretraining_sensors.yaml', 'SENTINEL1-GRD', 'sentinel1'),
-    'maxar_rgb': ('pretraining_sensors.yaml', 'RGB', 'maxar_rgb'),
-    'eurosat': ('eval_datasets.yaml', 'EuroSAT', 'eurosat'),
-    'bigearthnet_s2': ('eval_datasets.yaml', 'BigEarthNetS2', 'bigearthnet_s2'),
-    'bigearthnet_s1': ('eval_datasets.yaml', 'BigEarthNetS1', 'bigearthnet_s1'),
-    'resisc45': ('eval_datasets.yaml', 'RESISC45', 'maxar_rgb'),
-    'whu_rs19': ('eval_datasets.yaml', 'WHU-RS19', 'maxar_rgb'),
-    'ucmerced': ('eval_datasets.yaml', 'UC-Merced', 'maxar_rgb'),
-}
-
-_PRESET_ALIASES = {
-    'sentinel2': 'sentinel2_l2a',
-    's2_l2a': 'sentinel2_l2a',
-    's2_l1c': 'sentinel2_l1c',
-    's1': 'sentinel1',
-    'sentinel1_grd': 'sentinel1',
-    'rgb': 'maxar_rgb',
-    'fmow_rgb': 'maxar_rgb',
-    'eurosat_ms': 'eurosat',
-    'bigearthnet': 'bigearthnet_s2',
-    'ben_s2': 'bigearthnet_s2',
-    'ben_s1': 'bigearthnet_s1',
-    'nwpu_resisc45': 'resisc45',
-    'whurs19': 'whu_rs19',
-    'uc_merced': 'ucmerced',
-}
-
-
-def _norm(name: str) -> str:
-    return name.strip().lower().replace('-', '_').replace(' ', '_')
-
-
-@cache
-def _release_yaml(filename: str) -> dict[str, Any]:
-    text = resources.files('torchgeo_smarties').joinpath(f'data/release/{filename}').read_text(encoding='utf-8')
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
-
-
-def _floats(values: Iterable[Any]) -> tuple[float, ...]:
-    # PyYAML (YAML 1.1) may read numbers such as '5.5e7' as strings: convert explicitly.
-    return tuple(float(v) for v in values)
-
-
-def list_stats_presets() -> tuple[str, ...]:
-    """Names accepted by :func:`preset_stats` and :meth:`SmartiesNormalize.from_preset`."""
-    return tuple(STATS_PRESETS)
-
-
-def _resolve_preset_name(name: str) -> str:
-    key = _norm(name)
-    key = _PRESET_ALIASES.get(key, key)
-    if key not in STATS_PRESETS:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(key, list(STATS_PRESETS) + list(_PRESET_ALIASES), n=3)
-        raise UnknownPresetError(
-            f'no normalisation statistics preset {name!r}'
-            + (f' (did you mean {", ".join(hint)}?)' if hint else '')
-            + f'; presets: {", ".join(STATS_PRESETS)}. For other data, compute the statistics with '
-            'torchgeo_smarties.transforms.compute_statistics and load them with SmartiesNormalize.from_file'
-        )
-    return key
+_resolve_preset_name = resolve_stats_preset
 
 
 def preset_stats(name: str, bands: str | Sequence[str] | None = None) -> BandStats:
@@ -105,19 +31,16 @@ def preset_stats(name: str, bands: str | Sequence[str] | None = None) -> BandSta
         UnknownPresetError: if *name* is not a statistics preset.
         UnknownBandError: if a requested band has no statistic in the preset.
     """
-    key = _resolve_preset_name(name)
-    filename, entry, band_preset = STATS_PRESETS[key]
-    spec = _release_yaml(filename)[entry]
-    spec = spec.get('sensor_specs', spec)
-    ids = tuple(b.id for b in resolve_bands(band_preset))
+    rel = release_statistics(name)
+    key = rel.preset
     stats = BandStats(
-        bands=ids,
-        p1=_floats(spec['percentiles']['1']),
-        p99=_floats(spec['percentiles']['99']),
-        mean=_floats(spec['mean']),
-        std=_floats(spec['std']),
+        bands=rel.bands,
+        p1=rel.p1,
+        p99=rel.p99,
+        mean=rel.mean,
+        std=rel.std,
         sar_to_db=key in ('sentinel1', 'bigearthnet_s1'),
-        source=f'SMARTIES release {filename}:{entry} (preset {key!r})',
-        extra={'preset': key, 'release_bands': list(spec['bands'])},
+        source=f'SMARTIES release {rel.source} (preset {key!r})',
+        extra={'preset': key, 'release_bands': list(rel.release_bands)},
     )
     return stats.select(bands)
