@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.enums import Resampling
+from rasterio.transform import array_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import from_bounds
 from torch import Tensor
@@ -51,40 +52,49 @@ def pair_normalizer(spec: str | Normalizer | None, plan: ProjectionPlan) -> Norm
 
 
 class _Raster:
-    """One sensor of a pair opened with rasterio: multi-band file or per-band files on one grid."""
+    """One sensor of a pair: :class:`~torchgeo_smarties.inference.source.RasterSource` (s) plus band indexes.
+
+    A multi-band raster is one source (channels picked by *indexes*); per-band rasters are one source per file,
+    which must cover the same footprint in the same CRS (their resolutions may differ: each is read by bounds).
+    """
 
     def __init__(self, source: Source, indexes: Sequence[int] | None, name: str) -> None:
+        from ..inference.source import open_source  # local: inference imports the task classes (predict)
+
         paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         if not paths:
             raise InputError(f'sensor {name}: no raster given')
-        self.paths = [os.fspath(p) for p in paths]
         self.name = name
-        for p in self.paths:
+        for p in paths:
             if not os.path.isfile(p):
-                raise InputError(f'sensor {name}: raster {p!r} does not exist; every pair needs both sensors')
-        with rasterio.open(self.paths[0]) as src:
-            self.crs = src.crs
-            self.transform = src.transform
-            self.shape = (src.height, src.width)
-            self.bounds: Bounds = tuple(src.bounds)  # type: ignore[assignment]
-            self.res = (abs(src.transform.a), abs(src.transform.e))
-            count = src.count
-        if len(self.paths) > 1:
-            for p in self.paths[1:]:
-                with rasterio.open(p) as src:
-                    if src.crs != self.crs or tuple(src.bounds) != self.bounds:
-                        raise InputError(
-                            f'sensor {name}: per-band rasters must cover the same footprint in the same CRS; '
-                            f'{p!r} differs from {self.paths[0]!r} (resample them onto one grid first)'
-                        )
-            self.indexes = [1] * len(self.paths)
+                raise InputError(
+                    f'sensor {name}: raster {os.fspath(p)!r} does not exist; every pair needs both sensors'
+                )
+        self.sources = [open_source(p) for p in paths]
+        first = self.sources[0]
+        self.crs = first.crs
+        self.transform = first.transform
+        self.shape = (first.height, first.width)
+        self.bounds: Bounds = array_bounds(first.height, first.width, first.transform)
+        self.res = (abs(first.transform.a), abs(first.transform.e))
+        if len(self.sources) > 1:
+            for p, src in zip(paths[1:], self.sources[1:], strict=True):
+                bounds = tuple(array_bounds(src.height, src.width, src.transform))
+                if src.crs != self.crs or bounds != self.bounds:
+                    raise InputError(
+                        f'sensor {name}: per-band rasters must cover the same footprint in the same CRS; '
+                        f'{os.fspath(p)!r} differs from {os.fspath(paths[0])!r} (resample them onto one grid first)'
+                    )
+            self.indexes = [1] * len(self.sources)
         else:
+            count = first.count
             self.indexes = list(indexes) if indexes is not None else list(range(1, count + 1))
             if any(i < 1 or i > count for i in self.indexes):
                 raise BandCountError(f'sensor {name}: band indexes {self.indexes} out of range 1..{count}')
 
     @property
     def count(self) -> int:
+        """Number of channels read."""
         return len(self.indexes)
 
     def read(
@@ -92,21 +102,18 @@ class _Raster:
     ) -> np.ndarray:
         """Read *bounds* (in *crs*) resampled to *out_shape* → (C, H, W) float32."""
         out = np.empty((self.count, *out_shape), dtype=np.float32)
-        if len(self.paths) == 1:
-            with rasterio.open(self.paths[0]) as src:
-                ds = WarpedVRT(src, crs=crs) if crs != self.crs else src
+        if len(self.sources) == 1:
+            groups = [(self.sources[0], [self.sources[0].layers[i - 1] for i in self.indexes], slice(None))]
+        else:
+            groups = [(src, [src.layers[0]], slice(c, c + 1)) for c, src in enumerate(self.sources)]
+        for src, layers, rows in groups:
+            (fi,) = {f for f, _ in layers}
+            with rasterio.open(src.paths[fi]) as ds0:
+                ds = WarpedVRT(ds0, crs=crs) if crs != self.crs else ds0
                 win = from_bounds(*bounds, transform=ds.transform)
-                out[:] = ds.read(self.indexes, window=win, out_shape=(self.count, *out_shape),
-                                 resampling=resampling).astype(np.float32)
-                if ds is not src:
-                    ds.close()
-            return out
-        for i, p in enumerate(self.paths):
-            with rasterio.open(p) as src:
-                ds = WarpedVRT(src, crs=crs) if crs != self.crs else src
-                win = from_bounds(*bounds, transform=ds.transform)
-                out[i] = ds.read(1, window=win, out_shape=out_shape, resampling=resampling).astype(np.float32)
-                if ds is not src:
+                out[rows] = ds.read([b for _, b in layers], window=win, out_shape=(len(layers), *out_shape),
+                                    resampling=resampling).astype(np.float32)
+                if ds is not ds0:
                     ds.close()
         return out
 
