@@ -204,6 +204,34 @@ def test_scene_constant_band(tmp_path: Path) -> None:
         make_normalizer(B, norm='scene', source=open_source(_raster(tmp_path, data)))
 
 
+# class: --norm sar_linear on data already in dB
+def test_sar_linear_on_db_data(tmp_path: Path) -> None:
+    path = _raster(tmp_path, np.full((2, 32, 32), -12.0, np.float32) + np.arange(32, dtype=np.float32) / 32)
+    with pytest.raises(SarUnitsError, match='looks like dB.*drop --norm sar_linear'):
+        make_normalizer(['sentinel1:VV', 'sentinel1:VH'], norm='sar_linear', source=open_source(path))
+
+
+# class: --norm scene on a band without any valid pixel
+def test_scene_band_all_nodata(tmp_path: Path) -> None:
+    data = np.stack([np.full((32, 32), np.nan, np.float32), np.arange(1024, dtype=np.float32).reshape(32, 32)])
+    with pytest.raises(NormalizationError, match=r"no valid pixel in \['sentinel2:B04'\]"):
+        make_normalizer(B, norm='scene', source=open_source(_raster(tmp_path, data)))
+
+
+# class: a JSON/YAML file that is not a statistics document (no 'bands' mapping)
+def test_stats_file_wrong_format(tmp_path: Path) -> None:
+    path = tmp_path / 's.json'
+    path.write_text('[1, 2, 3]')
+    with pytest.raises(InputError, match="is not a statistics file of format"):
+        make_normalizer(B, stats=path)
+
+
+# class: a --norm value that is not a string (API)
+def test_norm_not_a_string() -> None:
+    with pytest.raises(NormalizationError, match='norm must be a string'):
+        make_normalizer(B, norm=1)  # type: ignore[arg-type]
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     code = 'import sys; from torchgeo_smarties.cli import main; sys.exit(main())'
     return subprocess.run([sys.executable, '-c', code, *args], capture_output=True, text=True, timeout=300,

@@ -54,8 +54,10 @@ def release_preset_for(band_ids: Sequence[str]) -> str | None:
 
 
 @cache
-def _reference(reference: str) -> tuple[dict[str, tuple[float, ...]], tuple[tuple[float, ...], ...]]:
-    """(band id → stats, learned index → stats for all 17 ranges) of a reference preset."""
+def _reference(
+    reference: str,
+) -> tuple[dict[str, tuple[float, ...]], tuple[tuple[float, ...], ...], frozenset[int]]:
+    """(band id → stats, learned index → stats for all 17 ranges, indices the reference has) of a preset."""
     stats = preset_stats(reference)
     assert stats.bands is not None
     by_band: dict[str, tuple[float, ...]] = {}
@@ -74,7 +76,7 @@ def _reference(reference: str) -> tuple[dict[str, tuple[float, ...]], tuple[tupl
         else:  # complete the table: the reference's range with the nearest centre
             near = min(by_index, key=lambda j: (abs(centre[j] - centre[k]), j))
             table.append(by_index[near])
-    return by_band, tuple(table)
+    return by_band, tuple(table), frozenset(by_index)
 
 
 def _convention(band_id: str, l1c: bool) -> ValueConvention:
@@ -105,7 +107,8 @@ def interpolated_stats(band_ids: Sequence[str], *, sar_linear: bool = False) -> 
 
     Returns:
         Statistics in the input's value units, with ``extra['method'] = 'interpolated'`` and per-band
-        ``extra['conventions']`` / ``extra['how']`` (``'release'``, ``'interpolated'`` or ``'ignored'``).
+        ``extra['conventions']`` / ``extra['how']`` (``'release'``, ``'as <reference> range k'``,
+        ``'interpolated'`` or ``'ignored'``).
 
     Raises:
         NoStatisticsError: for a band whose sensor declares no value convention, or whose values are not
@@ -124,7 +127,7 @@ def interpolated_stats(band_ids: Sequence[str], *, sar_linear: bool = False) -> 
         if conv.kind in ('sar_db', 'sar_linear') and (sar_linear or conv.kind == 'sar_linear'):
             sar_db = True
         assert conv.reference is not None
-        by_band, table = _reference(conv.reference)
+        by_band, table, native = _reference(conv.reference)
         a, b = conv.to_reference()
         row = matrix[c] if matrix else ()
         if bid in by_band:
@@ -132,7 +135,10 @@ def interpolated_stats(band_ids: Sequence[str], *, sar_linear: bool = False) -> 
             a, b = 1.0, 0.0  # the release's own numbers, in the band's own units
         elif row and sum(row) > 0:
             values = tuple(interpolate_stat(row, tuple(t[j] for t in table)) for j in range(len(_STATS)))
-            how[bid] = 'interpolated'
+            used = [k for k, w in enumerate(row) if w]
+            # one learned range the reference has a band for: its statistics as they are (e.g. HLS S30 = S2 L2A)
+            as_is = len(used) == 1 and used[0] in native
+            how[bid] = f'as {conv.reference} range {used[0]}' if as_is else 'interpolated'
         else:
             values, how[bid] = _IGNORED, 'ignored'
             a, b = 1.0, 0.0
