@@ -131,6 +131,22 @@ def test_user_sensor_convention_keyword() -> None:
     assert get_convention('normtestsat:blue') is None
 
 
+def test_hyperspectral_user_sensor_interpolates_every_band() -> None:
+    centres = np.linspace(430, 2400, 120)
+    register_sensor('normtesthsi', {f'b{i:03d}': {'center': float(c), 'fwhm': 10.0, 'unit': 'nm'}
+                                    for i, c in enumerate(centres)}, convention=ValueConvention.reflectance(1e-4))
+    try:
+        ids = [f'normtesthsi:b{i:03d}' for i in range(len(centres))]
+        stats = default_stats(ids)
+        assert stats.extra['method'] == 'interpolated' and len(stats) == 120
+        assert all(lo < hi for lo, hi in zip(stats.p1, stats.p99, strict=True))
+        # the statistics of a band between two learned ranges lie between theirs (convex weights)
+        lo, hi = min(L2A.p99), max(L2A.p99)
+        assert all(lo - 1e-9 <= p <= hi + 1e-9 for p in stats.p99)
+    finally:
+        unregister_sensor('normtesthsi')
+
+
 # ---------------------------------------------------------------------------- SAR units
 def test_sar_linear_power_detected_and_converted(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)

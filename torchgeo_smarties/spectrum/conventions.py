@@ -202,6 +202,12 @@ _BUILTIN_SENSORS: dict[str, ValueConvention] = {
     'superdove': ValueConvention.reflectance(1e-4, description='SuperDove surface reflectance ×10000'),
     'hls_s30': ValueConvention.reflectance(1e-4, description='HLS S30 surface reflectance ×10000'),
     'hls_l30': ValueConvention.reflectance(1e-4, description='HLS L30 surface reflectance ×10000'),
+    # hyperspectral sensors (registered by the spectrum tables; harmless where not registered)
+    'enmap': ValueConvention.reflectance(1e-4, description='EnMAP L2A surface reflectance ×10000'),
+    'emit': ValueConvention.reflectance(1.0, description='EMIT L2A surface reflectance 0–1 (float)'),
+    'prisma': ValueConvention.unsupported(
+        'PRISMA L2D reflectance scaled per product (L2ScaleVnirMin/Max, L2ScaleSwirMin/Max), not a fixed '
+        'convention (rescale it to reflectance first)'),
 }
 _BUILTIN_BANDS: dict[str, ValueConvention] = {
     'landsat4:B6': _LANDSAT_ST, 'landsat5:B6': _LANDSAT_ST, 'landsat7:B6': _LANDSAT_ST,
