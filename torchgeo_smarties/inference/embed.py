@@ -17,7 +17,8 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..models import SMARTIESViT, patch_validity
-from ..spectrum import ProjectionPlan, resolve_bands
+from ..spectrum import ProjectionPlan
+from ..transforms import make_normalizer, normalization_preset, normalization_tags
 from .engine import OutputSpec, TiledRun, check_writable, run_tiled, state_fingerprint
 from .source import RasterSource, open_source, resolve_source_bands
 from .tiling import TileGrid
@@ -46,40 +47,6 @@ def default_num_workers() -> int:
     """DataLoader workers: one fewer than the CPU cores (at most 4), 0 on a single core."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(0, min(4, n - 1))
-
-
-def normalization_preset(band_ids: tuple[str, ...]) -> str:
-    """The statistics preset for a band set: Sentinel-2 with B10 → L1C, other Sentinel-2 → L2A, S1 → sentinel1.
-
-    Raises:
-        InputError: for other sensors (pass ``--stats FILE`` or ``--norm PRESET``).
-    """
-    sensors = {b.sensor for b in resolve_bands(list(band_ids))}
-    if sensors == {'sentinel2'}:
-        return 'sentinel2_l1c' if any(b.endswith(':B10') for b in band_ids) else 'sentinel2_l2a'
-    if sensors == {'sentinel1'}:
-        return 'sentinel1'
-    raise InputError(
-        f'no default normalisation statistics for bands of {sorted(sensors)}; compute them with '
-        'torchgeo_smarties.transforms.compute_statistics and pass --stats FILE, or name a preset with --norm '
-        '(sentinel2_l2a, sentinel2_l1c, sentinel1, maxar_rgb, ...), or --norm none if the input is normalised'
-    )
-
-
-def make_normalizer(band_ids: tuple[str, ...], stats: str | os.PathLike[str] | None = None,
-                    preset: str | None = None) -> Callable[[Tensor], Tensor] | None:
-    """The per-tile normalisation: from a statistics file, a preset name, ``'none'``, or the band set's default."""
-    from ..transforms import SmartiesNormalize
-
-    if stats is not None:
-        if not Path(stats).is_file():
-            raise InputError(f'statistics file {str(stats)!r} does not exist')
-        return SmartiesNormalize.from_file(Path(stats), list(band_ids)).normalize  # type: ignore[no-any-return]
-    if preset == 'none':
-        return None
-    return SmartiesNormalize.from_preset(  # type: ignore[no-any-return]
-        preset or normalization_preset(band_ids), list(band_ids)
-    ).normalize
 
 
 @contextlib.contextmanager
@@ -125,12 +92,12 @@ def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def embedding_spec(out: Path, model: SMARTIESViT, wdesc: str, band_ids: tuple[str, ...], dtype: str, layer: int,
-                   final_norm: bool, tile: int, overlap: int) -> OutputSpec:
+                   final_norm: bool, tile: int, overlap: int, norm_tags: dict[str, str] | None = None) -> OutputSpec:
     """The embedding GeoTIFF written by :func:`embed_raster`: one float band per channel, NaN nodata, run tags."""
     d = model.embed_dim
     tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_LAYER': str(layer),
             'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_TILE': str(tile), 'SMARTIES_OVERLAP': str(overlap),
-            'SMARTIES_PATCH_SIZE': str(model.patch_size)}
+            'SMARTIES_PATCH_SIZE': str(model.patch_size), **(norm_tags or {})}
     return OutputSpec(out, d, dtype, functools.partial(_render_rows, dtype=dtype), float('nan'),
                       [f'emb_{i:04d}' for i in range(d)], tags)
 
@@ -230,13 +197,15 @@ def embed_raster(
     source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
                                                     num_heads, log)
     if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm)
+        normalizer = make_normalizer(band_ids, stats, norm, source)
+        log(getattr(normalizer, 'describe', lambda: 'normalisation: none (input already normalised)')())
     dev = torch.device(device)
     model = model.to(dev).eval()
     grid = TileGrid(source.height, source.width, tile, overlap, model.patch_size, model.patch_size)
     d = model.embed_dim
     hc, wc = grid.out_shape
-    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap)
+    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap,
+                          normalization_tags(normalizer))
     fp = {'input': str(Path(input).resolve()), 'bands': band_ids, 'model': state_fingerprint(model),
           'layer': layer, 'final_norm': final_norm, 'precision': precision, 'stats': str(stats), 'norm': norm}
     nw = default_num_workers() if num_workers is None else num_workers
@@ -297,7 +266,7 @@ def pool_raster(
     source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
                                                     num_heads, log)
     if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm)
+        normalizer = make_normalizer(band_ids, stats, norm, source)
     dev = torch.device(device)
     model = model.to(dev).eval()
     grid = TileGrid(source.height, source.width, tile, 0, model.patch_size, model.patch_size)

@@ -30,6 +30,7 @@ from ..errors import (
     UnknownPresetError,
     UnknownSensorError,
 )
+from .conventions import ValueConvention, check_convention, remove_convention, set_convention
 from .sensors import POLARIZATIONS, Band, Sensor, builtin_sensors
 from .units import check_unit, check_unit_slip, to_nm
 
@@ -458,6 +459,7 @@ def register_sensor(
     aliases: Sequence[str] = (),
     unit: str | None = None,
     description: str = '',
+    convention: ValueConvention | None = None,
 ) -> Sensor:
     """Register a new sensor at run time.
 
@@ -472,6 +474,10 @@ def register_sensor(
         register_sensor('mysat', {'blue': {'center': 0.49, 'fwhm': 0.06, 'unit': 'um'},
                                   'nir': {'min': 780, 'max': 900, 'unit': 'nm'}})
 
+    *convention* (a :class:`~torchgeo_smarties.spectrum.conventions.ValueConvention`) says what the pixel
+    values are (e.g. ``ValueConvention.reflectance(0.0001)``), so that the default normalisation can map
+    them onto the release's statistics; without it, give statistics explicitly (``--stats``/``--norm``).
+
     Args:
         sensor_id: the new id: a letter, then letters, digits, ``_`` or ``-``; not a
             preset name.
@@ -480,6 +486,7 @@ def register_sensor(
         aliases: other names of the sensor (same rules as *sensor_id*).
         unit: the default wavelength unit of the mapping form (one of :data:`~.units.UNITS`).
         description: free text.
+        convention: what the pixel values are (see above); default: none, give statistics explicitly.
 
     Returns:
         The registered :class:`Sensor`.
@@ -511,6 +518,8 @@ def register_sensor(
             f'sensor {sensor_id!r}: bands must be a mapping "band name -> fields" or a list of Band objects, '
             f'got {type(bands).__name__}'
         )
+    if convention is not None:
+        check_convention(convention)
     if not bands:
         raise EmptyBandListError(f'sensor {sensor_id!r} needs at least one band')
     out: list[Band] = []
@@ -529,6 +538,8 @@ def register_sensor(
     sensor = Sensor(sid, name or sensor_id, tuple(out), tuple(aliases), description)
     with _lock:
         _add(sensor)
+        if convention is not None:
+            set_convention(sensor.id, convention)
     return sensor
 
 
@@ -544,6 +555,7 @@ def unregister_sensor(sensor_id: str) -> None:
         if sensor.id in _builtin_ids:
             raise DuplicateRegistrationError(f'{sensor.id!r} is built in and cannot be unregistered')
         del _sensors[sensor.id]
+        remove_convention(sensor.id)
         for k in [k for k, v in _sensor_alias.items() if v == sensor.id]:
             del _sensor_alias[k]
 

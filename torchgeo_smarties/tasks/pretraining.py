@@ -19,6 +19,7 @@ from torchgeo.tasks import BaseTask
 from ..errors import InputError
 from ..models.mae import SMARTIESMAE, MixupMode, random_token_mask
 from ..models.mixing import random_assignment
+from ..spectrum import ProjectionPlan
 
 __all__ = ('SMARTIESPretraining', 'effective_lr', 'warmup_cosine')
 
@@ -49,7 +50,8 @@ class SMARTIESPretraining(BaseTask):
     """SMARTIES MAE pretraining (paper §3.2–3.3) as a torchgeo-style Lightning task.
 
     Batches are dicts with ``image_a`` (B, Ca, H, W) and optionally ``image_b`` (B, Cb, H, W),
-    ``bands_a``/``bands_b`` (band ids, comma-separated; else the task's *bands_a*/*bands_b*) and
+    ``bands_a``/``bands_b`` (:class:`~torchgeo_smarties.spectrum.ProjectionPlan`, or band ids; else the task's
+    *bands_a*/*bands_b*; plans are cached, never re-planned per step) and
     ``index`` (B,) sample ids (see :class:`~torchgeo_smarties.tasks.paired_data.PairedDataModule`).
     Optional ``mask_a``/``mask_b`` (bool, True = valid; (B, C), (B, C, h, w) or (B, C, H, W)) mark
     nodata: it is kept out of the tokens and of the loss
@@ -128,6 +130,7 @@ class SMARTIESPretraining(BaseTask):
             export_path: write the encoder (release key format) there at the end of training.
         """
         self.weights = weights
+        self._plans: dict[Any, ProjectionPlan] = {}
         super().__init__()
 
     # -- BaseTask hooks ------------------------------------------------------------------------------------------------
@@ -200,17 +203,44 @@ class SMARTIESPretraining(BaseTask):
         return {'optimizer': optimizer, 'lr_scheduler': {'scheduler': scheduler, 'interval': 'step', 'frequency': 1}}
 
     # -- steps ---------------------------------------------------------------------------------------------------------
-    def _bands(self, batch: dict[str, Any], key: str) -> Any:
+    def _bands(self, batch: dict[str, Any], key: str) -> ProjectionPlan:
+        """The batch's band plan for *key* (``ProjectionPlan`` from the data, else the task's band set), cached.
+
+        Plans made with another interpolation policy than the model's are re-planned once (cached by plan).
+        Strings (comma-separated ids, a preset name, or a collated list of identical strings) are accepted for
+        batches from other data modules and planned once per distinct value.
+        """
         val = batch.get(key)
         if val is None:
-            return self.hparams[key]
+            val = self.hparams[key]
+        if isinstance(val, (list, tuple)) and val and all(isinstance(v, ProjectionPlan) for v in val):
+            if len(set(val)) != 1:
+                raise InputError(f'batch mixes band sets for {key}; batch pairs of one band set')
+            val = val[0]
         if isinstance(val, (list, tuple)) and val and isinstance(val[0], str) and ',' in val[0]:
             if len(set(val)) != 1:
                 raise InputError(f'batch mixes band sets for {key}; batch pairs of one band set')
-            return val[0].split(',')
-        if isinstance(val, str):
-            return val.split(',') if ',' in val else val
-        return val
+            val = val[0]
+        cache_key: Any = val if isinstance(val, (str, ProjectionPlan)) else tuple(val)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            enc = self.model.encoder
+            if isinstance(val, ProjectionPlan) and val.policy == enc.interpolation:
+                plan = val
+            else:
+                spec = val.bands if isinstance(val, ProjectionPlan) else val
+                if isinstance(spec, str) and ',' in spec:
+                    spec = spec.split(',')
+                plan = enc.plan_for(spec)
+            self._plans[cache_key] = plan
+        return plan
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move the tensors; ``ProjectionPlan`` entries of the batch pass unchanged."""
+        from .paired_datamodule import transfer_keeping_plans
+
+        return transfer_keeping_plans(batch, lambda b: super(SMARTIESPretraining, self).transfer_batch_to_device(
+            b, device, dataloader_idx))
 
     def draw_masks(self, batch: dict[str, Any], x: Tensor, pair: bool, epoch: int) -> tuple[Tensor, Tensor | None]:
         """Token mask and assignment: per-sample seeded by (seed, epoch, index) when ``index`` is present."""

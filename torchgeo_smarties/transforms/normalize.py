@@ -16,7 +16,8 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..spectrum import resolve_bands
-from .stats import BandStats, preset_stats
+from .band_stats import BandStats, _as_tuple
+from .presets import preset_stats
 
 __all__ = ('NormalizeMode', 'SmartiesNormalize', 'sar_to_db')
 
@@ -100,7 +101,6 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
         keepdim: bool = False,
     ) -> None:
         super().__init__(p=1.0, same_on_batch=True, keepdim=keepdim)
-        from .stats import _as_tuple
 
         if mode not in ('smarties', 'zscore'):
             raise InputError(f"mode must be 'smarties' or 'zscore', got {mode!r}")
@@ -192,8 +192,11 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
             'keepdim': keepdim,
         }
         if mode == 'zscore' and stats.raw_mean is not None and stats.raw_std is not None:
-            return cls(mean=stats.raw_mean, std=stats.raw_std, **common)
-        return cls(p1=stats.p1, p99=stats.p99, mean=stats.mean, std=stats.std, **common)
+            out = cls(mean=stats.raw_mean, std=stats.raw_std, **common)
+        else:
+            out = cls(p1=stats.p1, p99=stats.p99, mean=stats.mean, std=stats.std, **common)
+        out.stats = stats  # keep the provenance (source, method, conventions) for describe() / tags()
+        return out
 
     @classmethod
     def from_preset(
@@ -293,11 +296,66 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
         self.last_valid_mask = ~invalid
         return out
 
+    def forward(self, input: Any, params: dict[str, Tensor] | None = None, **kwargs: Any) -> Any:
+        """Normalise a batch; a plain (B, C, H, W) tensor skips kornia's parameter machinery (same result)."""
+        if params is None and not kwargs and isinstance(input, Tensor) and input.ndim == 4:
+            return self.normalize(input)
+        return super().forward(input, params=params, **kwargs)
+
     def apply_transform(
         self, input: Tensor, params: dict[str, Tensor], flags: dict[str, Any], transform: Tensor | None = None
     ) -> Tensor:
         """Kornia hook: :meth:`normalize` the batch."""
         return self.normalize(input)
+
+    # ------------------------------------------------------------------ provenance
+    @property
+    def method(self) -> str:
+        """How the statistics were obtained: preset, interpolated, scene, file or explicit."""
+        extra = self.stats.extra
+        if 'method' in extra and extra['method'] in ('preset', 'interpolated', 'scene', 'file'):
+            return str(extra['method'])
+        if 'preset' in extra:
+            return 'preset'
+        if 'method' in extra:  # computed by compute_statistics (histogram) and read from a file
+            return 'file'
+        return 'explicit'
+
+    def describe(self) -> str:
+        """A human-readable account of the normalisation: method, source, and per band p1/p99/mean/std/convention."""
+        conv = self.stats.extra.get('conventions', {}) or {}
+        how = self.stats.extra.get('how', {}) or {}
+        head = f'normalisation: {self.method} ({self.stats.source or "given statistics"}), mode {self.mode!r}'
+        if self.method == 'interpolated':
+            head += ' — a torchgeo_smarties extension of the release (see docs: Bring your own sensor)'
+        lines = [head, f'  {"band":<22} {"p1":>10} {"p99":>10} {"mean":>7} {"std":>7}  convention']
+        names = self.bands or tuple(f'channel {i}' for i in range(len(self.stats)))
+        s = self.stats
+        for i, b in enumerate(names):
+            note = conv.get(b, '')
+            if how.get(b) and how[b] != 'release':
+                note = f'{how[b]}; {note}' if note else how[b]
+            db = ' [linear → dB]' if self.sar_to_db[i] else ''
+            lines.append(f'  {b:<22} {s.p1[i]:>10.5g} {s.p99[i]:>10.5g} {s.mean[i]:>7.4f} {s.std[i]:>7.4f}  {note}{db}')
+        if self.nodata is not None:
+            lines.append(f'  nodata: {self.nodata:g}')
+        return '\n'.join(lines)
+
+    def tags(self) -> dict[str, str]:
+        """Tags to store with an output: ``{'SMARTIES_NORM': JSON}``, readable back by :meth:`BandStats.load`.
+
+        The JSON is a statistics document (format :data:`~torchgeo_smarties.transforms.STATS_FORMAT`) plus
+        ``method``, ``mode``, ``nodata`` and the per-channel ``sar_to_db`` flags.
+        """
+        import json
+
+        from .band_stats import NORM_TAG
+
+        doc = self.stats.to_dict()
+        doc['extra'] = {**doc.get('extra', {}), 'method': self.method}
+        doc['sar_to_db'] = any(self.sar_to_db)  # what this normaliser does (a preset's flag only says 'in dB')
+        doc.update(method=self.method, mode=self.mode, nodata=self.nodata, sar_to_db_channels=list(self.sar_to_db))
+        return {NORM_TAG: json.dumps(doc, sort_keys=False, default=str)}
 
     def extra_repr(self) -> str:  # noqa: D102
         bands = f', bands={list(self.bands)}' if self.bands else f', channels={len(self.stats)}'
