@@ -1,15 +1,23 @@
 """Loading weights: release key format, errors, weight enums, timm and torchgeo registration."""
 
+import functools
+import http.server
 import json
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
 import torch
 from safetensors.torch import load_file, save_file
+from timm.models import register_model
 
 import torchgeo_smarties
 from torchgeo_smarties.errors import CheckpointError
+from torchgeo_smarties.inference.weights import load_encoder, load_task_checkpoint
 from torchgeo_smarties.models import (
     SMARTIESBase16_Weights,
     SMARTIESViT,
@@ -17,6 +25,8 @@ from torchgeo_smarties.models import (
     load_encoder_weights,
     smarties_vitb,
 )
+from torchgeo_smarties.models.builders import _create
+from torchgeo_smarties.models.checkpoint import extract_backbone, load_checkpoint, read_checkpoint
 
 DATA = Path(__file__).parents[1] / 'data'
 TINY = {'embed_dim': 64, 'depth': 2, 'num_heads': 4}
@@ -159,3 +169,101 @@ def test_manifest_mae_keys_are_ignored_by_the_encoder() -> None:
     manifest = json.loads((DATA / 'manifest_mae_vitb.json').read_text())
     extra = [k for k in manifest if k.startswith(('mask_token', 'decoder_'))]
     assert len(manifest) == 318 and len(extra) == 318 - 182
+
+
+# --- safe checkpoint reading (models.checkpoint.read_checkpoint) and Lightning task checkpoints
+
+
+@register_model
+def smarties_wtest_d1(pretrained: bool = False, **kwargs: Any) -> SMARTIESViT:
+    """A 32-d, 1-block SMARTIES for the checkpoint tests."""
+    for k, v in {'embed_dim': 32, 'depth': 1, 'num_heads': 2, 'img_size': 32}.items():
+        kwargs.setdefault(k, v)
+    return _create('smarties_vit_base_patch16', pretrained, **kwargs)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """An HTTP server on 127.0.0.1 serving a fresh folder; shut down at the end of the test."""
+    root = tmp_path / 'www'
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield root, f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope='module')
+def fitted_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A Lightning checkpoint written by Trainer.fit (ModelCheckpoint) of a tiny SMARTIESClassification."""
+    import lightning
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from torchgeo_smarties.tasks import SMARTIESClassification
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp('fit')
+    task = SMARTIESClassification(model='smarties_wtest_d1', in_channels=12, num_classes=3, class_weights=[1, 2, 3])
+    data = [{'image': torch.randn(12, 32, 32), 'label': torch.tensor(i % 3)} for i in range(4)]
+    tr = lightning.Trainer(accelerator='cpu', max_steps=1, max_epochs=1, logger=False, num_sanity_val_steps=0,
+                           enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+                           callbacks=[ModelCheckpoint(dirpath=out, save_last=True)])
+    loader = DataLoader(data, batch_size=4)
+    tr.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    return out / 'last.ckpt', {k: v.clone() for k, v in task.state_dict().items()}
+
+
+def test_read_checkpoint_local_and_url_formats(tmp_path: Path, serve: tuple[Path, str],
+                                               tiny_sd: dict[str, torch.Tensor]) -> None:
+    root, base = serve
+    save_file(tiny_sd, str(root / 'w.safetensors'))
+    torch.save({'state_dict': tiny_sd, 'path': Path('/data/x.tif')}, root / 'w.pth')  # pathlib is allow-listed
+    for src in (root / 'w.safetensors', f'{base}/w.safetensors', f'{base}/w.pth?download=1'):
+        sd = load_checkpoint(src)
+        assert sd.keys() == tiny_sd.keys() and all(torch.equal(sd[k], tiny_sd[k]) for k in sd)
+    assert read_checkpoint(root / 'w.pth')['path'] == Path('/data/x.tif')
+    model, desc = load_encoder(f'{base}/w.safetensors', num_heads=4)
+    assert desc.startswith(base) and torch.equal(model.cls_token, tiny_sd['cls_token'])
+    assert not list(Path(tempfile.gettempdir()).glob('smarties-ckpt-*/w.pth'))  # the download is removed
+
+
+def test_fitted_lightning_checkpoint_loads(fitted_ckpt: tuple[Path, dict[str, torch.Tensor]],
+                                           serve: tuple[Path, str]) -> None:
+    from torchgeo_smarties.tasks import SMARTIESClassification, SMARTIESSemanticSegmentation
+
+    path, ref = fitted_ckpt
+    root, base = serve
+    (root / 'run.ckpt').write_bytes(path.read_bytes())
+    for src in (path, f'{base}/run.ckpt'):
+        task = load_task_checkpoint(src, [SMARTIESSemanticSegmentation, SMARTIESClassification])
+        assert isinstance(task, SMARTIESClassification) and not task.training
+        assert task.hparams['class_weights'] == [1, 2, 3]
+        for k, v in task.state_dict().items():
+            assert torch.equal(v, ref[k]), k
+    # torchgeo-style weights=<.ckpt>: the backbone through the same safe reader
+    name, backbone = extract_backbone(path)
+    assert name == 'smarties_wtest_d1' and torch.equal(backbone['cls_token'], ref['model.cls_token'])
+
+
+def test_predict_cli_with_fitted_checkpoint_url(fitted_ckpt: tuple[Path, dict[str, torch.Tensor]],
+                                                serve: tuple[Path, str], tmp_path: Path) -> None:
+    from torchgeo_smarties.cli import main as smarties_main
+
+    root, base = serve
+    (root / 'run.ckpt').write_bytes(fitted_ckpt[0].read_bytes())
+    sample = Path(torchgeo_smarties.__file__).parent / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
+    out = tmp_path / 'cls.tif'
+    code = smarties_main(['predict', str(sample), '-o', str(out), '--checkpoint', f'{base}/run.ckpt', '--tile', '128',
+                          '--workers', '0', '--no-progress'])
+    assert code == 0 and out.is_file()

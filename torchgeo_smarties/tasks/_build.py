@@ -11,6 +11,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..errors import BandCountError, CheckpointError, InputError, UnknownPresetError
 from ..models import TIMM_TAGS, SMARTIESViT, default_bands_for, load_encoder_weights
+from ..models.checkpoint import extract_backbone
 from ..models.vit import Bands
 from ..spectrum import ProjectionPlan, plan_bands
 from .fusion import FusionStrategy, SMARTIESFusion
@@ -96,7 +97,7 @@ def load_weights(model: nn.Module, encoder: SMARTIESViT, weights: Weights) -> No
         if _is_lightning_ckpt(path):
             from torchgeo.tasks import utils
 
-            _, state_dict = utils.extract_backbone(path)
+            _, state_dict = extract_backbone(path)  # torch.load(weights_only=True), typed errors
             utils.load_state_dict(model, state_dict)
         else:
             load_encoder_weights(encoder, path)
