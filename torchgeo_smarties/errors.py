@@ -21,6 +21,7 @@ __all__ = (
     'UnknownPresetError',
     'UnknownSensorError',
     'UnresolvableBandError',
+    'WeightsArgumentError',
 )
 
 
@@ -78,3 +79,10 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- weights
+
+
+class WeightsArgumentError(CheckpointError):
+    """A ``weights`` argument is none of the accepted forms (bool, null, enum, 'demo', path, URL)."""

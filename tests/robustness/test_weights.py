@@ -233,3 +233,70 @@ def test_not_a_lightning_checkpoint(tmp_path: Path) -> None:
         load_task_checkpoint(path, [SMARTIESViT])
     with pytest.raises(CheckpointError, match='is not a Lightning checkpoint'):
         extract_backbone(path)
+
+
+# class: a weights argument that is none of the accepted forms (API and CLI)
+@pytest.mark.parametrize('value', ['bogus', 'flase', 3])
+def test_weights_arg_not_understood(value: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchgeo_smarties.errors import WeightsArgumentError
+    from torchgeo_smarties.models import resolve_weights_arg
+
+    with pytest.raises(WeightsArgumentError, match=r"accepted: true / false / null .*'demo'.*SENTINEL1_SMARTIES"):
+        resolve_weights_arg(value)
+    if isinstance(value, str):
+        code = smarties_main(['embed', str(SAMPLE), '-o', str(tmp_path / 'e.tif'), '--weights', value,
+                              '--no-progress'])
+        err = capsys.readouterr().err
+        assert code == 1 and 'Traceback' not in err and len(err.strip().splitlines()) == 1 and 'accepted:' in err
+
+
+# class: an enum name with a member that does not exist
+def test_weights_enum_member_unknown() -> None:
+    from torchgeo_smarties.errors import WeightsArgumentError
+    from torchgeo_smarties.models import resolve_weights_arg
+
+    with pytest.raises(WeightsArgumentError, match=r'has no member .*valid: SENTINEL2_L2A_SMARTIES'):
+        resolve_weights_arg('SMARTIESBase16_Weights.SENTINEL3')
+
+
+# class: a weights path that does not exist
+@pytest.mark.parametrize('value', ['missing/w.safetensors', Path('missing.pth')])
+def test_weights_path_missing(value: Any) -> None:
+    from torchgeo_smarties.errors import WeightsArgumentError
+    from torchgeo_smarties.tasks import SMARTIESClassification
+
+    with pytest.raises(WeightsArgumentError, match=r'(does not exist|neither an existing file)'):
+        SMARTIESClassification(model='smarties_vit_tiny_patch16', weights=value, in_channels=13, num_classes=2)
+
+
+# class: a weights enum member of another architecture than the task's model
+def test_weights_member_of_other_architecture() -> None:
+    from torchgeo_smarties.tasks import SMARTIESClassification
+
+    with pytest.raises(CheckpointError, match=r"holds smarties_vit_tiny_patch16 weights .*model='smarties_vit_tiny"):
+        SMARTIESClassification(model='smarties_vit_base_patch16', weights='demo', in_channels=13, num_classes=2)
+
+
+# class: weights=false for embeddings (a random encoder)
+def test_embed_weights_false() -> None:
+    from torchgeo_smarties.errors import WeightsArgumentError
+
+    with pytest.raises(WeightsArgumentError, match='randomly initialised encoder'):
+        load_encoder('false')
+
+
+# class: changing the size of the demo architecture while loading its weights
+def test_demo_size_cannot_change() -> None:
+    import timm
+
+    with pytest.raises(CheckpointError, match=r'the demo weights have depth=4; it cannot be changed'):
+        timm.create_model('smarties_vit_tiny_patch16.demo', pretrained=True, depth=2)
+
+
+# class: a weights member's transforms called on something that is not an image or a sample dict
+def test_weights_transforms_bad_input() -> None:
+    from torchgeo_smarties.errors import InputError
+    from torchgeo_smarties.models import SMARTIESBase16_Weights
+
+    with pytest.raises(InputError, match='take an image tensor or a dict with an "image" key'):
+        SMARTIESBase16_Weights.SENTINEL1_SMARTIES.transforms([1, 2])

@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
+from torchvision.models._api import WeightsEnum
 
-from ..errors import CheckpointError
-from ..models import SMARTIESBase16_Weights, SMARTIESLarge16_Weights, SMARTIESViT, load_checkpoint, load_encoder_weights
+from ..errors import CheckpointError, WeightsArgumentError
+from ..models import (
+    SMARTIESBase16_Weights,
+    SMARTIESTiny16_Weights,
+    SMARTIESViT,
+    load_checkpoint,
+    load_encoder_weights,
+    resolve_weights_arg,
+)
 from ..models.checkpoint import check_state_dict_values, is_url, read_checkpoint
 
 if TYPE_CHECKING:
@@ -21,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ('infer_architecture', 'load_encoder', 'load_task_checkpoint')
 
-_ENUMS = {'SMARTIESBase16_Weights': SMARTIESBase16_Weights, 'SMARTIESLarge16_Weights': SMARTIESLarge16_Weights}
 _HEADS = {768: 12, 1024: 16}
 
 
@@ -100,14 +107,16 @@ def _demo() -> tuple[SMARTIESViT, str]:
     return model, 'demo (bundled smarties-demo-tiny checkpoint; pretrained on a small CC0 scene, for demos only)'
 
 
-def load_encoder(spec: str | None = None, *, num_heads: int | None = None, download_timeout: float = 3.0
-                 ) -> tuple[SMARTIESViT, str]:
+def load_encoder(spec: str | os.PathLike[str] | WeightsEnum | bool | None = None, *, num_heads: int | None = None,
+                 download_timeout: float = 3.0) -> tuple[SMARTIESViT, str]:
     """Build the encoder named by *spec* and say which weights were used.
 
     Args:
-        spec: ``None`` (official ViT-B if available locally or downloadable within *download_timeout*,
-            otherwise the bundled demo checkpoint), ``'demo'``, an enum name
-            (``'SMARTIESBase16_Weights.SMARTIES_V1'``) or a path to release-format weights.
+        spec: ``None`` / ``'null'`` (official ViT-B if available locally or downloadable within
+            *download_timeout*, otherwise the bundled demo checkpoint), ``True`` / ``'true'`` (the official
+            ViT-B, no fallback), ``'demo'``, a weights enum member or its name
+            (``'SMARTIESBase16_Weights.SENTINEL2_L2A_SMARTIES'``), a path to release-format weights, or an
+            ``http(s)://`` URL of such a file (see :func:`~torchgeo_smarties.models.resolve_weights_arg`).
         num_heads: attention heads for a custom-size checkpoint (see :func:`infer_architecture`).
         download_timeout: seconds to wait for the hub when looking for the default weights.
 
@@ -115,9 +124,16 @@ def load_encoder(spec: str | None = None, *, num_heads: int | None = None, downl
         (model in eval mode, a one-line description of the weights).
 
     Raises:
+        WeightsArgumentError: if *spec* is none of the accepted forms (or ``false``: embeddings need weights).
         CheckpointError: if the weights cannot be found, read or matched.
     """
-    if spec is None:
+    resolved = resolve_weights_arg(spec)
+    if resolved is False:
+        raise WeightsArgumentError(
+            'weights=false would embed with a randomly initialised encoder; pass demo, an enum name, a file or URL '
+            '(or nothing: the official ViT-B if available, else the demo checkpoint)'
+        )
+    if resolved is None:
         enum = SMARTIESBase16_Weights.SMARTIES_V1
         path = enum.local_path
         if path is None and not os.environ.get('HF_HUB_OFFLINE'):
@@ -130,39 +146,26 @@ def load_encoder(spec: str | None = None, *, num_heads: int | None = None, downl
         if path is None:
             model, desc = _demo()
             return model.eval(), desc + ' — official ViT-B weights not found locally and not downloadable'
-        spec = str(path)
-    if spec == 'demo':
+        resolved = path
+    if resolved is True:
+        resolved = SMARTIESBase16_Weights.SMARTIES_V1
+    if resolved is SMARTIESTiny16_Weights.DEMO:
         model, desc = _demo()
         return model.eval(), desc
-    head, _, member = spec.partition('.')
-    if head in _ENUMS and not Path(spec).exists():
-        enum_cls = _ENUMS[head]
-        try:
-            weights = enum_cls[member or 'SMARTIES_V1']  # type: ignore[misc]
-        except KeyError:
-            raise CheckpointError(f'{spec!r}: {head} has no member {member!r}; valid: {list(enum_cls.__members__)}'
-                                  ) from None
-        arch = {k: weights.meta[k] for k in ('embed_dim', 'depth', 'num_heads')}
+    if isinstance(resolved, WeightsEnum):
+        weights = resolved
+        arch = {k: weights.meta[k] for k in ('embed_dim', 'depth', 'num_heads') if k in weights.meta}
+        if len(arch) != 3:
+            raise CheckpointError(f'{weights!r} is not a SMARTIES weights enum member (no embed_dim/depth/num_heads)')
         model = SMARTIESViT(**arch)
-        load_encoder_weights(model, weights.get_state_dict())
-        return model.eval(), f'{head}.{weights.name} ({weights.meta["hf_repo"]})'
-    if is_url(spec):
-        sd = load_checkpoint(spec)  # safe: safetensors or torch.load(weights_only=True), size-capped download
-        arch = infer_architecture(sd, None, num_heads, source=spec)
-        model = SMARTIESViT(**arch)
-        load_encoder_weights(model, sd, source=spec)
-        return model.eval(), f'{spec} (embed_dim {arch["embed_dim"]}, depth {arch["depth"]}, heads {arch["num_heads"]})'
-    p = Path(spec)
-    if not p.is_file():
-        raise CheckpointError(
-            f'weights {spec!r} are neither a file, nor demo, nor an enum name (SMARTIESBase16_Weights.SMARTIES_V1, '
-            'SMARTIESLarge16_Weights.SMARTIES_V1)'
-        )
-    sd = load_checkpoint(p)
-    arch = infer_architecture(sd, p, num_heads)
+        load_encoder_weights(model, weights.get_state_dict(), source=repr(weights))
+        return model.eval(), f'{weights!r} ({weights.meta.get("hf_repo") or weights.meta.get("filename")})'
+    where = str(resolved)
+    sd = load_checkpoint(resolved)  # safe: safetensors or torch.load(weights_only=True); URLs size-capped
+    arch = infer_architecture(sd, None if is_url(where) else Path(where), num_heads, source=where)
     model = SMARTIESViT(**arch)
-    load_encoder_weights(model, sd, source=str(p))
-    return model.eval(), (f'{p} (embed_dim {arch["embed_dim"]}, depth {arch["depth"]}, heads {arch["num_heads"]})')
+    load_encoder_weights(model, sd, source=where)
+    return model.eval(), f'{where} (embed_dim {arch["embed_dim"]}, depth {arch["depth"]}, heads {arch["num_heads"]})'
 
 
 def load_task_checkpoint[T: LightningModule](path_or_url: str | os.PathLike[str], task_classes: Sequence[type[T]]) -> T:
