@@ -381,7 +381,4 @@ def resolve_weights_arg(value: Any) -> WeightsEnum | Path | str | bool | None:
             return get_weight(text)
         except (ValueError, KeyError, ImportError):
             pass
-    kind = 'file' if ('/' in text or os.sep in text or Path(text).suffix) else 'name'
-    raise WeightsArgumentError(
-        f'weights={value!r} is neither an existing file nor a known weights {kind}; {_accepted()}'
-    )
+    raise WeightsArgumentError(f'weights={value!r} is neither an existing file nor a weights enum name; {_accepted()}')
