@@ -95,7 +95,7 @@ def main() -> int:
                 losses.append(float(row['train_loss_step']))
 
     # held-out evaluation on the bundled sample crop
-    from torchgeo_smarties.models.demo import demo_heldout_report as heldout_report
+    from torchgeo_smarties.tasks.demo_report import demo_heldout_report as heldout_report
 
     report = heldout_report(task.model, seed=args.seed)
     out = Path(args.out)

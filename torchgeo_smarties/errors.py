@@ -33,6 +33,7 @@ __all__ = (
     'UnknownPresetError',
     'UnknownSensorError',
     'UnresolvableBandError',
+    'WeightsArgumentError',
 )
 
 
@@ -140,3 +141,8 @@ class StatisticsFileError(NormalizationError):
 
 class SarUnitsError(NormalizationError):
     """SAR values are in linear power where dB is expected (or the reverse)."""
+# --- weights
+
+
+class WeightsArgumentError(CheckpointError):
+    """A ``weights`` argument is none of the accepted forms (bool, null, enum, 'demo', path, URL)."""

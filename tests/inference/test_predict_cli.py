@@ -111,7 +111,7 @@ def test_weights_resolution(tmp_path: Path) -> None:
         infer_architecture(sd)
     model, desc = load_encoder(str(TINY_WEIGHTS), num_heads=4)
     assert model.embed_dim == 64 and 'depth 2' in desc
-    with pytest.raises(CheckpointError, match='neither a file'):
+    with pytest.raises(CheckpointError, match='neither an existing file'):
         load_encoder('nonexistent.safetensors')
     with pytest.raises(CheckpointError, match='no member'):
         load_encoder('SMARTIESBase16_Weights.NOPE')

@@ -4,15 +4,9 @@ import pytest
 import rasterio
 import torch
 
-from torchgeo_smarties.models.demo import (
-    DEMO_DECODER,
-    DEMO_INFO,
-    DEMO_WEIGHTS,
-    demo_heldout_report,
-    load_demo_encoder,
-    load_demo_mae,
-)
+from torchgeo_smarties.models.demo import DEMO_DECODER, DEMO_INFO, DEMO_WEIGHTS, load_demo_encoder, load_demo_mae
 from torchgeo_smarties.models.vit import SMARTIESViT
+from torchgeo_smarties.tasks.demo_report import demo_heldout_report
 from torchgeo_smarties.transforms import SmartiesNormalize
 
 

@@ -67,18 +67,15 @@ def _load_task(checkpoint: str, band_ids: tuple[str, ...]) -> tuple[nn.Module, M
         from ..tasks import SMARTIESClassification, SMARTIESSemanticSegmentation
     except ImportError as err:
         raise CheckpointError(f'the tasks module is unavailable ({err}); use --weights with --head instead') from None
-    errors = []
-    for cls, mode in ((SMARTIESSemanticSegmentation, 'segmentation'), (SMARTIESClassification, 'classification')):
-        try:
-            task = cls.load_from_checkpoint(checkpoint, map_location='cpu')
-        except Exception as err:  # Lightning raises many types for a wrong class
-            errors.append(f'{cls.__name__}: {type(err).__name__}: {str(err)[:120]}')
-            continue
-        for m in task.modules():
-            if isinstance(m, SMARTIESViT):
-                m.set_bands(list(band_ids))  # spectrum-aware: the raster's bands, whatever the training bands
-        return task.eval(), mode  # type: ignore[return-value]
-    raise CheckpointError(f'cannot load {checkpoint!r} as a torchgeo_smarties task: ' + '; '.join(errors))
+    from .weights import load_task_checkpoint
+
+    # never cls.load_from_checkpoint: it unpickles URLs with weights_only=False (code execution)
+    task = load_task_checkpoint(checkpoint, (SMARTIESSemanticSegmentation, SMARTIESClassification))
+    mode: Mode = 'segmentation' if isinstance(task, SMARTIESSemanticSegmentation) else 'classification'
+    for m in task.modules():
+        if isinstance(m, SMARTIESViT):
+            m.set_bands(list(band_ids))  # spectrum-aware: the raster's bands, whatever the training bands
+    return task, mode
 
 
 def predict_raster(

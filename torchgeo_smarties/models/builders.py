@@ -18,7 +18,13 @@ from ..errors import CheckpointError, UnknownPresetError
 from ..spectrum import PRESETS, InterpolationPolicy
 from .checkpoint import filter_encoder_state_dict, load_encoder_weights
 from .vit import Bands, SMARTIESViT, default_bands_for
-from .weights import SMARTIESBase16_Weights, SMARTIESLarge16_Weights, SMARTIESWeightsEnum, find_weights_file
+from .weights import (
+    SMARTIESBase16_Weights,
+    SMARTIESLarge16_Weights,
+    SMARTIESWeightsEnum,
+    find_weights_file,
+    pretrained_cfg_notes,
+)
 
 __all__ = (
     'ARCHS',
@@ -65,6 +71,7 @@ def _cfg(arch: str, tag: str) -> dict[str, Any]:
         'paper_name': 'SMARTIES: Spectrum-Aware Multi-Sensor Auto-Encoder for Remote Sensing Images',
         'origin_url': 'https://github.com/gsumbul/SMARTIES',
         'custom_load': True,
+        **pretrained_cfg_notes(tag),  # band ids, and that mean/std are not the normalisation
     }
 
 

@@ -1,7 +1,5 @@
 """Shared model construction for the SMARTIES task subclasses (band checks, weights, heads, freezing)."""
 
-import os
-from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import timm
@@ -10,7 +8,8 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from ..errors import BandCountError, CheckpointError, InputError, UnknownPresetError
-from ..models import TIMM_TAGS, SMARTIESViT, default_bands_for, load_encoder_weights
+from ..models import TIMM_TAGS, SMARTIESViT, default_bands_for, load_encoder_weights, resolve_weights_arg
+from ..models.checkpoint import extract_backbone, load_checkpoint
 from ..models.vit import Bands
 from ..spectrum import ProjectionPlan, plan_bands
 from .fusion import FusionStrategy, SMARTIESFusion
@@ -18,7 +17,8 @@ from .heads import linear_probe_head
 
 __all__ = ('HeadKind', 'Weights', 'build_classifier', 'create_encoder', 'load_weights', 'resolve_task_bands')
 
-#: What ``weights=`` may be in the SMARTIES tasks.
+#: What ``weights=`` may be in the SMARTIES tasks: None, a bool, a weights enum member, or a string
+#: (``'true'``/``'false'``/``'null'``, ``'demo'``, an enum name, a path or URL; see ``resolve_weights_arg``).
 Weights: TypeAlias = WeightsEnum | str | bool | None  # noqa: UP040 (jsonargparse reads it)
 HeadKind: TypeAlias = Literal['linear', 'probe']  # noqa: UP040
 
@@ -71,46 +71,43 @@ def create_encoder(
     return enc
 
 
-def _is_lightning_ckpt(path: str) -> bool:
-    return Path(path).suffix == '.ckpt'
-
-
 def load_weights(model: nn.Module, encoder: SMARTIESViT, weights: Weights) -> None:
     """Load *weights* into *encoder* (release format) or, for a Lightning ``.ckpt``, into *model*.
 
-    * a ``WeightsEnum`` member or its string name (``'SMARTIESBase16_Weights.SMARTIES_V1'``) → strict encoder load;
-    * a ``.safetensors``/``.pth``/``.pt`` file in the release's key format → strict encoder load;
-    * a Lightning ``.ckpt`` of a torchgeo task → torchgeo's ``extract_backbone`` + ``load_state_dict``;
+    *weights* is parsed by :func:`~torchgeo_smarties.models.resolve_weights_arg` (``true``/``false``/``null``
+    strings from the command line included):
+
+    * a ``WeightsEnum`` member or its name (``'SMARTIESBase16_Weights.SENTINEL2_L2A_SMARTIES'``, ``'demo'``)
+      → strict encoder load (the model must have the member's size);
+    * a ``.safetensors``/``.pth``/``.pt`` file (or http(s) URL) in the release's key format → strict encoder load;
+    * a Lightning ``.ckpt`` of a torchgeo task → its backbone (read safely) + torchgeo's ``load_state_dict``;
     * ``True`` is handled at creation (timm ``pretrained=True``), ``None``/``False`` does nothing.
 
     Raises:
+        WeightsArgumentError: if *weights* is none of the accepted forms.
         CheckpointError: if the weights cannot be found or do not fit.
     """
-    if weights is None or weights is False or weights is True:
+    resolved = resolve_weights_arg(weights)
+    if resolved is None or isinstance(resolved, bool):
         return
-    if isinstance(weights, WeightsEnum):
-        load_encoder_weights(encoder, weights.get_state_dict())
+    if isinstance(resolved, WeightsEnum):
+        meta = resolved.meta
+        depth = len(encoder.blocks)
+        if meta.get('embed_dim') not in (None, encoder.embed_dim) or meta.get('depth') not in (None, depth):
+            raise CheckpointError(
+                f'{resolved!r} holds {meta.get("model")} weights ({meta["embed_dim"]}-d, {meta["depth"]} blocks) but '
+                f'the model is {encoder.embed_dim}-d with {depth} blocks; use '
+                f'model={meta.get("model")!r} for these weights'
+            )
+        load_encoder_weights(encoder, resolved.get_state_dict(), source=repr(resolved))
         return
-    path = os.fspath(weights)
-    if os.path.exists(path):
-        if _is_lightning_ckpt(path):
-            from torchgeo.tasks import utils
+    if str(resolved).lower().split('?')[0].endswith('.ckpt'):
+        from torchgeo.tasks import utils
 
-            _, state_dict = utils.extract_backbone(path)
-            utils.load_state_dict(model, state_dict)
-        else:
-            load_encoder_weights(encoder, path)
-        return
-    from torchgeo.models import get_weight
-
-    try:
-        enum = get_weight(path)
-    except (ValueError, KeyError) as err:
-        raise CheckpointError(
-            f'weights={path!r} is neither an existing file nor a weights enum name ({err}); pass a path to a '
-            "release-format .safetensors file, a Lightning .ckpt, True, or 'SMARTIESBase16_Weights.SMARTIES_V1'"
-        ) from err
-    load_encoder_weights(encoder, enum.get_state_dict())
+        _, state_dict = extract_backbone(resolved)  # torch.load(weights_only=True), typed errors
+        utils.load_state_dict(model, state_dict)
+    else:
+        load_encoder_weights(encoder, load_checkpoint(resolved), source=str(resolved))
 
 
 def build_classifier(
@@ -138,6 +135,7 @@ def build_classifier(
     """
     if head not in ('linear', 'probe'):
         raise InputError(f"unknown head {head!r}; choose 'linear' or 'probe' (BatchNorm1d + Linear)")
+    weights = resolve_weights_arg(weights)  # 'true'/'false'/'null'/'demo'/enum name/path from YAML or the CLI
     if fusion is None:
         plan = resolve_task_bands(model, bands, in_channels)
         enc = create_encoder(model, plan, pretrained=weights is True, num_classes=num_outputs)

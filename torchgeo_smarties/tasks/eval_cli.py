@@ -21,8 +21,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.models._api import WeightsEnum
 
 from ..errors import InputError
+from ..models import resolve_weights_arg
 from ._build import create_encoder, load_weights
 from .evaluation import extract_features, knn_accuracy, resize_to_scale
 
@@ -109,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument('--root', required=True, help='dataset folder (downloaded there with --download)')
     knn.add_argument('--download', action='store_true', help='download the dataset if missing')
     knn.add_argument('--weights', default='default',
-                     help="'default' (released weights of --model), an enum name, or a release-format file")
-    knn.add_argument('--model', default='smarties_vit_base_patch16', help='SMARTIES timm model name')
+                     help="'default' (released weights of --model), 'demo' (bundled tiny checkpoint), an enum name, "
+                          "'none' (random), or a release-format file")
+    knn.add_argument('--model', help='SMARTIES timm model name (default: the weights\' architecture, else '
+                                     'smarties_vit_base_patch16)')
     knn.add_argument('--k', type=int, default=20)
     knn.add_argument('--temperature', type=float, default=0.07)
     knn.add_argument('--image-size', type=int, default=224, help='resize images to this size (0: keep)')
@@ -131,12 +135,14 @@ def run_knn(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     spec = DATASETS[args.dataset]
     cls = spec.load()
+    weights = None if args.weights.lower() in ('default', 'random') else resolve_weights_arg(args.weights)
+    if args.model is None:  # e.g. --weights demo → the demo's own (tiny) architecture
+        args.model = weights.meta['model'] if isinstance(weights, WeightsEnum) else 'smarties_vit_base_patch16'
     if args.weights == 'default':  # the released weights of --model (local cache, else Hugging Face)
         enc = create_encoder(args.model, spec.preset, pretrained=True)
     else:
         enc = create_encoder(args.model, spec.preset)
-        if args.weights.lower() not in ('none', 'random'):
-            load_weights(enc, enc, args.weights)
+        load_weights(enc, enc, weights)
     if spec.channels is not None:
         enc.set_bands(list(spec.channels))
     device = torch.device(args.device)

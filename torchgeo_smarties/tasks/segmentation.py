@@ -18,7 +18,7 @@ import segmentation_models_pytorch as smp
 from torch import Tensor
 
 from ..errors import InputError
-from ..models import SMARTIESViT
+from ..models import SMARTIESViT, resolve_weights_arg
 from ..models.vit import Bands
 from ._build import Weights, create_encoder, load_weights, resolve_task_bands
 from .classification import _OptimMixin
@@ -95,7 +95,7 @@ class SMARTIESSemanticSegmentation(_OptimMixin, SemanticSegmentation):  # type: 
         """
         super().__init__(
             model=model,  # type: ignore[arg-type]
-            backbone=backbone, weights=weights, in_channels=in_channels,
+            backbone=backbone, weights=resolve_weights_arg(weights), in_channels=in_channels,
             task=task, num_classes=num_classes, num_labels=num_labels, labels=labels, pos_weight=pos_weight,
             loss=loss, class_weights=class_weights, ignore_index=ignore_index, lr=lr, patience=patience,
             freeze_backbone=freeze_backbone, freeze_decoder=freeze_decoder,
