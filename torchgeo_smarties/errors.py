@@ -9,18 +9,23 @@ details. Each message names the valid choices or the fix.
 __all__ = (
     'AmbiguousBandError',
     'BandCountError',
+    'BandMismatchError',
     'CheckpointError',
     'DuplicateRegistrationError',
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
+    'MissingExtraError',
     'OutOfSpectrumError',
+    'RasterReadError',
     'SmartiesError',
+    'StacError',
     'UnitError',
     'UnknownBandError',
     'UnknownPresetError',
     'UnknownSensorError',
     'UnresolvableBandError',
+    'UnsupportedRasterError',
 )
 
 
@@ -78,3 +83,26 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- sources
+
+
+class RasterReadError(InputError):
+    """A raster cannot be opened or a window of it cannot be read (truncated, corrupt, unreachable, not a raster)."""
+
+
+class UnsupportedRasterError(InputError):
+    """A raster's content cannot be embedded as is (complex samples, no bands, mixed grids)."""
+
+
+class BandMismatchError(BandCountError):
+    """The band names found in the data contradict the bands given by ``--bands`` / ``--sensor``."""
+
+
+class StacError(InputError):
+    """A STAC item or item collection is unreadable or has no usable band assets."""
+
+
+class MissingExtraError(SmartiesError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` extra."""

@@ -7,6 +7,7 @@ resumable byte-identical outputs, PCA-RGB previews.
 .. versionadded:: 0.1
 """
 
+from .array import embed_array
 from .embed import EmbedResult, embed_raster, make_normalizer, normalization_preset, pool_raster, token_validity
 from .engine import OutputSpec, TiledRun, run_tiled
 from .predict import PredictResult, predict_raster
@@ -22,6 +23,7 @@ __all__ = (
     'RasterSource',
     'TileGrid',
     'TiledRun',
+    'embed_array',
     'embed_raster',
     'infer_architecture',
     'load_encoder',
