@@ -297,3 +297,19 @@ def test_cli_embeds_a_url_into_a_folder(sample: Path, http_root: tuple[Path, str
     assert embed_main([f'{url}/missing.tif', '-o', f'{tmp_path}/o.tif', '--weights', str(TINY_WEIGHTS)]) == 1
     err = capsys.readouterr().err.strip()
     assert 'HTTP 404' in err and len(err.splitlines()) == 1 and 'Traceback' not in err
+
+
+def test_geotiff_descriptions_make_bands_optional(tmp_path: Path) -> None:
+    path = _write(tmp_path / 'rgb.tif', np.ones((3, 16, 16), np.uint16), desc=('B04', 'B03', 'B02'))
+    src = open_source(path)
+    rgb = ('sentinel2:B04', 'sentinel2:B03', 'sentinel2:B02')
+    assert resolve_source_bands(src, sensor='sentinel2') == rgb  # a bare sensor reads the short names
+    assert resolve_source_bands(src, sensor='sentinel2_rgb') == rgb  # a preset that agrees
+    assert resolve_source_bands(src, sensor='hls_s30')[0] == 'hls_s30:B04'  # HLS statistics, same bands
+    with pytest.raises(BandMismatchError, match='drop --bands'):
+        resolve_source_bands(src, bands='sentinel2:B02,sentinel2:B03,sentinel2:B04')
+    # unknown descriptions are no contradiction: --bands decides
+    other = open_source(_write(tmp_path / 'o.tif', np.ones((2, 16, 16), np.uint16), desc=('Band 1', 'Band 2')))
+    assert resolve_source_bands(other, bands='sentinel1:VV,sentinel1:VH') == ('sentinel1:VV', 'sentinel1:VH')
+    with pytest.raises(BandCountError, match='do not name known bands'):
+        resolve_source_bands(other)

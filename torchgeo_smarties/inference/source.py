@@ -300,7 +300,11 @@ class RasterSource:
 
 
 def _short(err: BaseException) -> str:
-    return ' '.join(str(err).split())[:240]
+    msg = str(err)
+    cause = err.__cause__ or err.__context__
+    if cause is not None and 'previous exception' in msg:
+        msg = str(cause)
+    return ' '.join(msg.split())[:240]
 
 
 def _open_dataset(path: str, env: tuple[tuple[str, str], ...]) -> Any:
