@@ -18,6 +18,7 @@ __all__ = (
     'MissingExtraError',
     'OutOfSpectrumError',
     'RasterReadError',
+    'SceneListError',
     'SmartiesError',
     'StacError',
     'UnitError',
@@ -106,3 +107,7 @@ class StacError(InputError):
 
 class MissingExtraError(SmartiesError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` extra."""
+
+
+class SceneListError(InputError):
+    """A multi-scene input (list file, glob, folder of scenes, item collection) is empty, repeats or fails."""

@@ -249,3 +249,27 @@ def test_embed_array_bad_shapes_and_metadata() -> None:
     with pytest.raises(InputError, match='carries its own transform and CRS'):
         embed_array(da, 'sentinel2:B02', transform=T10)
 
+
+
+# class: multi-scene input that expands to nothing (empty list file, glob without match, empty folder)
+def test_scene_list_empty(tmp_path: Path) -> None:
+    from torchgeo_smarties.errors import SceneListError
+    from torchgeo_smarties.inference import open_sources
+
+    lst = tmp_path / 'scenes.txt'
+    lst.write_text('# nothing yet\n\n')
+    with pytest.raises(SceneListError, match='names no scene'):
+        open_sources(lst)
+    with pytest.raises(SceneListError, match='matches no file'):
+        open_sources(str(tmp_path / 'nope*.tif'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(SceneListError, match='holds no scene'):
+        open_sources(tmp_path / 'empty')
+
+
+# class: STAC item id that the item collection does not hold
+def test_stac_collection_unknown_item(tmp_path: Path) -> None:
+    pytest.importorskip('pystac')
+    coll = _item(tmp_path, {}, kind='FeatureCollection')
+    with pytest.raises(StacError, match="has no item 'z'; its items: x, y"):
+        open_source(f'{coll}#z')

@@ -12,6 +12,7 @@ from .embed import EmbedResult, embed_raster, make_normalizer, normalization_pre
 from .engine import OutputSpec, TiledRun, run_tiled
 from .predict import PredictResult, predict_raster
 from .preview import pca_rgb, write_preview
+from .scenes import SceneInput, open_sources
 from .source import RasterSource, open_source, resolve_source_bands
 from .tiling import TileGrid, ramp
 from .weights import infer_architecture, load_encoder
@@ -21,6 +22,7 @@ __all__ = (
     'OutputSpec',
     'PredictResult',
     'RasterSource',
+    'SceneInput',
     'TileGrid',
     'TiledRun',
     'embed_array',
@@ -30,6 +32,7 @@ __all__ = (
     'make_normalizer',
     'normalization_preset',
     'open_source',
+    'open_sources',
     'pca_rgb',
     'pool_raster',
     'predict_raster',

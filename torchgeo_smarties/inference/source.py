@@ -98,9 +98,12 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
 
 
 def is_stac(path: str | os.PathLike[str]) -> bool:
-    """Whether *path* looks like a STAC JSON document (a ``.json`` name, or a local file starting with ``{``)."""
+    """Whether *path* looks like a STAC JSON document (a ``.json`` name, or a local file starting with ``{``).
+
+    A ``#<item id>`` suffix (one item of an item collection) is allowed.
+    """
     s = os.fspath(path)
-    if s.lower().split('?', 1)[0].endswith(('.json', '.geojson')):
+    if s.lower().split('#', 1)[0].split('?', 1)[0].endswith(('.json', '.geojson')):
         return True
     p = Path(s)
     if is_remote(s) or not p.is_file():
@@ -440,7 +443,7 @@ def open_source(path: str | os.PathLike[str], *, require_crs: bool = False) -> R
     Args:
         path: a GDAL raster (GeoTIFF/COG/VRT, ...), a folder of files on one grid (sorted by file name; each
             file's band description or file name names its band), a URL (``https://``, ``s3://``, ...) or a
-            STAC item (local ``.json`` or URL).
+            STAC item (local ``.json`` or URL; ``collection.json#<item id>`` for one item of an item collection).
         require_crs: raise instead of warning when the raster has no CRS.
 
     Raises:

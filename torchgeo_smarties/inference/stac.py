@@ -172,7 +172,7 @@ def stac_entries(href: str, item: Any = None) -> tuple[list[SourceEntry], str | 
     """The channels of a STAC item (see the module docs) and its sensor.
 
     Args:
-        href: the item's location (a local JSON file or a URL).
+        href: the item's location (a local JSON file or a URL), ``...#<item id>`` for one item of a collection.
         item: an already-read ``pystac.Item`` (default: read *href*).
 
     Raises:
@@ -180,10 +180,18 @@ def stac_entries(href: str, item: Any = None) -> tuple[list[SourceEntry], str | 
         MissingExtraError: without pystac.
     """
     if item is None:
-        items = stac_items(href)
+        base, _, wanted = href.partition('#')
+        items = stac_items(base)
+        if wanted:
+            hits = [it for it in items if it.id == wanted]
+            if not hits:
+                raise StacError(f'{base!r} has no item {wanted!r}; its items: {", ".join(it.id for it in items[:10])}'
+                                + (', ...' if len(items) > 10 else ''))
+            items = hits[:1]
         if len(items) != 1:
-            raise StacError(f'{href!r} is an item collection of {len(items)} items; embed one item, or expand the '
-                            'collection with torchgeo_smarties.inference.open_sources')
+            raise StacError(f'{href!r} is an item collection of {len(items)} items; embed one item '
+                            f'({href}#<item id>), or expand the collection with '
+                            'torchgeo_smarties.inference.open_sources')
         item = items[0]
     sensor = stac_sensor(item)
     # (band id or name) -> (rank, order, SourceEntry)
