@@ -57,12 +57,14 @@ __all__ = (
     'REMOTE_GDAL_OPTIONS',
     'RasterSource',
     'SourceEntry',
+    'assemble_source',
     'bands_from_names',
     'gdal_path',
     'is_remote',
     'is_stac',
     'open_source',
     'resolve_source_bands',
+    'same_band',
 )
 
 #: File suffixes picked up when the input is a folder of single-band files.
