@@ -313,3 +313,18 @@ def test_geotiff_descriptions_make_bands_optional(tmp_path: Path) -> None:
     assert resolve_source_bands(other, bands='sentinel1:VV,sentinel1:VH') == ('sentinel1:VV', 'sentinel1:VH')
     with pytest.raises(BandCountError, match='do not name known bands'):
         resolve_source_bands(other)
+
+
+def test_stac_sar_item_without_band_metadata(tmp_path: Path) -> None:
+    pytest.importorskip('pystac')
+    for pol in ('vv', 'vh'):
+        _write(tmp_path / f'{pol}.tif', np.full((1, 16, 16), 0.05, np.float32))
+    assets = {pol: {'href': f'{pol}.tif', 'type': 'image/tiff', 'roles': ['data'], 'sar:polarizations': [pol.upper()]}
+              for pol in ('vh', 'vv')}
+    item = {'type': 'Feature', 'stac_version': '1.0.0', 'id': 's1', 'geometry': None, 'links': [], 'assets': assets,
+            'properties': {'datetime': '2023-01-01T00:00:00Z', 'platform': 'SENTINEL-1A',
+                           'constellation': 'Sentinel-1'}}
+    path = tmp_path / 's1.json'
+    path.write_text(json.dumps(item))
+    src = open_source(path)
+    assert src.sensor == 'sentinel1' and src.descriptions == ('sentinel1:VV', 'sentinel1:VH')

@@ -4,7 +4,8 @@ A STAC item (a local JSON file or an ``https://`` URL, read with `pystac <https:
 :class:`~torchgeo_smarties.inference.RasterSource`:
 
 * **bands**: each raster data asset's bands (``eo:bands``, or STAC 1.1 ``bands``) are matched to registry bands of
-  the item's sensor by ``name``, then ``common_name``; assets with the role ``visual``/``overview``/``thumbnail``
+  the item's sensor by ``name``, then ``common_name`` (an asset without band metadata by its key, or its single
+  ``sar:polarizations`` entry: Sentinel-1 ``vv``/``vh``); assets with the role ``visual``/``overview``/``thumbnail``
   and non-raster media types are skipped. A band offered by several assets is read from the single-band asset,
   GeoTIFF/COG preferred over JPEG2000. Channels follow the sensor's canonical band order.
 * **sensor**: from ``constellation`` / ``platform`` (``sentinel-2a`` → ``sentinel2``, ``landsat-8`` →
@@ -202,6 +203,11 @@ def stac_entries(href: str, item: Any = None) -> tuple[list[SourceEntry], str | 
         if not _usable(key, asset):
             continue
         bands = _asset_bands(asset, item)
+        if not bands and sensor is not None:
+            # no band metadata (Sentinel-1 RTC 'vv'/'vh', Planetary Computer 'B02'): the key or the single
+            # polarisation names the band, if the sensor knows it
+            pols = asset.extra_fields.get('sar:polarizations') or []
+            bands = [{'name': key, **({'common_name': pols[0]} if len(pols) == 1 else {})}]
         if not bands:
             continue
         path = asset.get_absolute_href() or asset.href
