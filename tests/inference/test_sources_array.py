@@ -49,3 +49,18 @@ def test_numpy_with_transform_and_bands(tiny_model: SMARTIESViT) -> None:
     assert np.isfinite(out.values).all()
     with pytest.raises(InputError, match=r'\(C, H, W\) array'):
         embed_array(data[0], 'sentinel2:B04', model=tiny_model, **KW)
+
+
+def test_dataarray_nodata_and_band_coordinate(tiny_model: SMARTIESViT) -> None:
+    xr = pytest.importorskip('xarray')
+    pytest.importorskip('rioxarray')
+    data = np.random.default_rng(1).uniform(1, 3000, (3, 32, 32)).astype(np.float32)
+    data[:, :16, :16] = 0  # one patch of nodata
+    da = xr.DataArray(data, dims=('band', 'y', 'x'),
+                      coords={'band': ['B04', 'B03', 'B02'], 'y': 4000000 - 5 - 10 * np.arange(32),
+                              'x': 300005 + 10 * np.arange(32)})
+    da = da.rio.write_crs('EPSG:32633').rio.write_nodata(0)
+    out = embed_array(da, sensor='sentinel2', model=tiny_model, **KW)  # band names from the coordinate
+    assert out.attrs['SMARTIES_BANDS'] == 'sentinel2:B04,sentinel2:B03,sentinel2:B02'
+    assert np.isnan(out.values[:, 0, 0]).all() and np.isfinite(out.values[:, 1, 1]).all()
+    assert float(out.x[0]) == 300080.0  # the coordinates' geotransform (pixel centres → 10-m grid) × 16

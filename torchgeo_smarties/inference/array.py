@@ -38,6 +38,8 @@ def _names_from_dataarray(da: Any) -> list[str] | None:
         if all(isinstance(v, str) and v for v in vals):
             return [str(v) for v in vals]
     ln = da.attrs.get('long_name')
+    if isinstance(ln, str) and da.shape[0] == 1:
+        ln = [ln]
     if isinstance(ln, (list, tuple)) and len(ln) == da.shape[0] and all(isinstance(v, str) and v for v in ln):
         return [str(v) for v in ln]
     return None
@@ -118,7 +120,7 @@ def embed_array(
         inp, out = Path(tmp) / 'input.tif', Path(tmp) / 'embeddings.tif'
         profile = {'driver': 'GTiff', 'width': w, 'height': h, 'count': c, 'dtype': values.dtype.name,
                    'transform': tr, 'crs': the_crs, 'tiled': True, 'blockxsize': 256, 'blockysize': 256}
-        if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
+        if nd is not None and not math.isnan(float(nd)):
             profile['nodata'] = nd
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', rasterio.errors.NotGeoreferencedWarning)
