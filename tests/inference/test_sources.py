@@ -328,3 +328,14 @@ def test_stac_sar_item_without_band_metadata(tmp_path: Path) -> None:
     path.write_text(json.dumps(item))
     src = open_source(path)
     assert src.sensor == 'sentinel1' and src.descriptions == ('sentinel1:VV', 'sentinel1:VH')
+
+
+def test_gdal_paths_of_urls() -> None:
+    from torchgeo_smarties.inference.source import gdal_path, is_remote, is_stac
+
+    assert gdal_path('s3://bucket/a/b.tif') == '/vsis3/bucket/a/b.tif'
+    assert gdal_path('gs://bucket/b.tif') == '/vsigs/bucket/b.tif'
+    assert gdal_path('https://h/x.tif?sig=1') == '/vsicurl/https://h/x.tif?sig=1'
+    assert gdal_path('/data/x.tif') == '/data/x.tif' and not is_remote('/data/x.tif')
+    assert is_stac('https://h/items/x.json?token=1') and is_stac('c.json#item') and not is_stac('https://h/x.tif')
+    assert is_stac('https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_32TQM_20230601')

@@ -102,10 +102,14 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
 def is_stac(path: str | os.PathLike[str]) -> bool:
     """Whether *path* looks like a STAC JSON document (a ``.json`` name, or a local file starting with ``{``).
 
-    A ``#<item id>`` suffix (one item of an item collection) is allowed.
+    A ``#<item id>`` suffix (one item of an item collection) is allowed; a STAC API item URL
+    (``.../collections/<id>/items/<id>``) is one too.
     """
     s = os.fspath(path)
-    if s.lower().split('#', 1)[0].split('?', 1)[0].endswith(('.json', '.geojson')):
+    base = s.split('#', 1)[0].split('?', 1)[0]
+    if base.lower().endswith(('.json', '.geojson')):
+        return True
+    if is_remote(s) and re.search(r'/collections/[^/]+/items/[^/]+/?$', base):
         return True
     p = Path(s)
     if is_remote(s) or not p.is_file():
