@@ -339,3 +339,17 @@ def test_gdal_paths_of_urls() -> None:
     assert gdal_path('/data/x.tif') == '/data/x.tif' and not is_remote('/data/x.tif')
     assert is_stac('https://h/items/x.json?token=1') and is_stac('c.json#item') and not is_stac('https://h/x.tif')
     assert is_stac('https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_32TQM_20230601')
+
+
+def test_select_bands_of_a_stac_item(tmp_path: Path) -> None:
+    pytest.importorskip('pystac')
+    from torchgeo_smarties.inference.source import select_source_bands
+
+    src = open_source(_s2_item(tmp_path))
+    rgb = select_source_bands(src, 'sentinel2:B04,sentinel2:B03,sentinel2:B02')
+    assert rgb.descriptions == ('sentinel2:B04', 'sentinel2:B03', 'sentinel2:B02') and rgb.count == 3
+    assert [Path(p).name for p in rgb.paths] == ['B02.tif', 'B03.tif', 'B04.tif'] and rgb._warp == ()
+    np.testing.assert_array_equal(rgb.read(Window(0, 0, 8, 8))[0][2], src.read(Window(0, 0, 8, 8))[0][0])
+    assert resolve_source_bands(rgb) == rgb.descriptions
+    with pytest.raises(BandMismatchError, match='sentinel2:B08 is not a band of .* it has sentinel2:B02,B03,B04,B05'):
+        select_source_bands(src, 'sentinel2:B08')

@@ -65,6 +65,7 @@ __all__ = (
     'open_source',
     'resolve_source_bands',
     'same_band',
+    'select_source_bands',
 )
 
 #: File suffixes picked up when the input is a folder of single-band files.
@@ -220,6 +221,30 @@ class RasterSource:
                 h = ds
             self._handles[key] = h
         return h
+
+    def select(self, channels: Sequence[int]) -> 'RasterSource':
+        """A source of only *channels* (in that order), e.g. the RGB assets of a 12-band STAC item.
+
+        Raises:
+            InputError: for a channel index out of range.
+        """
+        bad = [c for c in channels if not 0 <= c < self.count]
+        if bad or not channels:
+            raise InputError(f'channels {list(channels)} are not a selection of the {self.count} channels')
+        files = sorted({self.layers[c][0] for c in channels})
+        remap = {f: i for i, f in enumerate(files)}
+
+        def pick(values: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(values[c] for c in channels) if values else ()
+
+        warp = tuple(self._warp[f] for f in files) if self._warp else ()
+        return RasterSource(
+            tuple(self.paths[f] for f in files), tuple((remap[self.layers[c][0]], self.layers[c][1]) for c in channels),
+            self.height, self.width, self.transform, self.crs, pick(self.nodata), pick(self.descriptions), self.dtype,
+            pick(self._mask_from_dataset), scales=pick(self.scales), offsets=pick(self.offsets), sensor=self.sensor,
+            label=self.label, _warp=warp if any(warp) else (),
+            _gdal_env=self._gdal_env,
+        )
 
     def close(self) -> None:
         """Close the files opened by this process."""
@@ -657,6 +682,35 @@ def resolve_source_bands(source: RasterSource, bands: str | None = None, sensor:
         '"<sensor>:<band>,..." (one per raster band) or --sensor <preset>, e.g. --sensor sentinel2_l2a '
         '(run smarties bands for the list)'
     )
+
+
+def select_source_bands(source: RasterSource, bands: str) -> RasterSource:
+    """The channels of *source* whose data band names are *bands* (in that order), for sources that name their bands.
+
+    Lets a caller embed a subset of a STAC item or a per-band folder (``--bands sentinel2:B04,B03,B02`` of a
+    12-band item). Bands agree as in :func:`resolve_source_bands` (same id, or same centre and polarisation).
+
+    Raises:
+        BandCountError: if the source does not name its bands.
+        BandMismatchError: if a requested band is not among them (naming the source's bands).
+    """
+    wanted = resolve_bands(bands)
+    hints = list(dict.fromkeys([*(b.sensor for b in wanted), *([source.sensor] if source.sensor else [])]))
+    try:
+        data = bands_from_names(source.descriptions, hints)
+    except AmbiguousBandError:
+        data = None
+    if data is None:
+        raise BandCountError(f'{source.label or "the raster"!r} does not name its bands, so bands cannot be selected '
+                             'by name; pass one band per raster band with --bands')
+    chans = []
+    for w in wanted:
+        hit = next((c for c, d in enumerate(data) if same_band(d, w)), None)
+        if hit is None:
+            raise BandMismatchError(f'{w.id} is not a band of {source.label or "the raster"!r}; it has '
+                                    f'{_short_ids(data)}')
+        chans.append(hit)
+    return source.select(chans)
 
 
 def _is_sensor(name: str) -> bool:
