@@ -11,6 +11,7 @@ __all__ = (
     'AmbiguousBandError',
     'BandCountError',
     'BandDefinitionError',
+    'BandMismatchError',
     'CheckpointError',
     'DuplicateBandError',
     'DuplicateRegistrationError',
@@ -27,6 +28,12 @@ __all__ = (
     'SmartiesError',
     'SpectrumOptionError',
     'StatisticsFileError',
+    'MissingExtraError',
+    'OutOfSpectrumError',
+    'RasterReadError',
+    'SceneListError',
+    'SmartiesError',
+    'StacError',
     'UnitError',
     'UnitSlipWarning',
     'UnknownBandError',
@@ -34,6 +41,7 @@ __all__ = (
     'UnknownSensorError',
     'UnresolvableBandError',
     'WeightsArgumentError',
+    'UnsupportedRasterError',
 )
 
 
@@ -146,3 +154,28 @@ class SarUnitsError(NormalizationError):
 
 class WeightsArgumentError(CheckpointError):
     """A ``weights`` argument is none of the accepted forms (bool, null, enum, 'demo', path, URL)."""
+# --- sources
+
+
+class RasterReadError(InputError):
+    """A raster cannot be opened or a window of it cannot be read (truncated, corrupt, unreachable, not a raster)."""
+
+
+class UnsupportedRasterError(InputError):
+    """A raster's content cannot be embedded as is (complex samples, no bands, mixed grids)."""
+
+
+class BandMismatchError(BandCountError):
+    """The band names found in the data contradict the bands given by ``--bands`` / ``--sensor``."""
+
+
+class StacError(InputError):
+    """A STAC item or item collection is unreadable or has no usable band assets."""
+
+
+class MissingExtraError(SmartiesError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` extra."""
+
+
+class SceneListError(InputError):
+    """A multi-scene input (list file, glob, folder of scenes, item collection) is empty, repeats or fails."""

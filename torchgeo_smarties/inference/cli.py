@@ -19,7 +19,8 @@ SAMPLES = {'sentinel2': _SAMPLE_DIR / 'sentinel2_l1c_crop.tif'}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument('input', nargs='?', help='GeoTIFF/COG/VRT, or a folder of single-band files on one grid')
+    p.add_argument('input', nargs='?', help='GeoTIFF/COG/VRT, a folder of single-band files, a URL '
+                   '(https://, s3://) or a STAC item (.json file or URL)')
     p.add_argument('-o', '--output', required=True,
                    help='output file, or a folder (ending in / or existing) to write <input name>_<kind>.tif into')
     p.add_argument('--sample', choices=sorted(SAMPLES), help='use a bundled CC0 sample scene as input (no network)')
