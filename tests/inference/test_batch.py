@@ -14,7 +14,7 @@ import rasterio
 from rasterio.windows import Window
 
 from torchgeo_smarties.errors import InputError
-from torchgeo_smarties.inference.batch import embed_many, expand_inputs, is_batch_input, output_name
+from torchgeo_smarties.inference.batch import embed_many, is_batch_input
 from torchgeo_smarties.models import SMARTIESViT
 
 TINY_WEIGHTS = Path(__file__).resolve().parents[1] / 'data' / 'tiny_encoder.safetensors'
@@ -44,20 +44,14 @@ def scenes(sample: Path, tmp_path: Path) -> list[Path]:
     return [_crop(sample, d / f'scene_{k}.tif', 64 * k, 32 * k) for k in range(3)]
 
 
-def test_expand_inputs_list_glob_folder(scenes: list[Path], tmp_path: Path) -> None:
-    lst = tmp_path / 'scenes.txt'
-    lst.write_text('# my scenes\n' + '\n'.join(p.name for p in scenes[:2]) + '\n')
-    lst2 = scenes[0].parent / 'list.txt'
-    lst2.write_text('\n'.join(p.name for p in scenes[:2]))
-    assert expand_inputs([str(lst2)]) == [str(p) for p in scenes[:2]]  # relative to the list file
-    assert expand_inputs([str(scenes[0].parent / 'scene_*.tif')]) == [str(p) for p in scenes]
-    assert expand_inputs([str(scenes[0].parent)]) == [str(p) for p in scenes]  # multi-band files: scenes
-    assert is_batch_input([str(scenes[0].parent)]) and not is_batch_input([str(scenes[0])])
-    assert output_name('https://host/a/T32_B.tif?sig=1') == 'T32_B_embeddings.tif'
+def test_batch_input_detection(scenes: list[Path], tmp_path: Path) -> None:
+    lst = scenes[0].parent / 'list.txt'
+    lst.write_text('\n'.join(p.name for p in scenes[:2]))
+    assert is_batch_input([str(lst)]) and is_batch_input([str(scenes[0].parent / 'scene_*.tif')])
+    assert is_batch_input([str(scenes[0].parent)])  # a folder of multi-band files is a folder of scenes
+    assert is_batch_input([str(scenes[0]), str(scenes[1])]) and not is_batch_input([str(scenes[0])])
     with pytest.raises(InputError, match='matches no file'):
-        expand_inputs([str(tmp_path / 'nothing_*.tif')])
-    with pytest.raises(InputError, match='would both write'):
-        expand_inputs([str(scenes[0]), str(scenes[0])])
+        embed_many([str(tmp_path / 'nothing_*.tif')], tmp_path / 'o')
 
 
 def test_corrupt_scene_is_reported_others_complete_resume_finishes(

@@ -14,7 +14,6 @@ resume state), so a static split needs no scheduler; ranks synchronise only once
 .. versionadded:: 0.2
 """
 
-import glob
 import json
 import os
 import time
@@ -24,11 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InputError
+from .scenes import expand_scenes, open_sources
 
-__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'expand_inputs', 'is_batch_input', 'output_name')
-
-#: Suffixes of scene files picked up in a folder of scenes.
-SCENE_SUFFIXES = ('.tif', '.tiff', '.vrt', '.jp2', '.img')
+__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'is_batch_input')
 
 
 @dataclass(frozen=True)
@@ -58,124 +55,15 @@ class BatchResult:
         return [o for o in self.outcomes if o.status == 'failed']
 
 
-def _read_list(path: Path) -> list[str]:
-    lines = [ln.strip() for ln in path.read_text().splitlines()]
-    return [ln for ln in lines if ln and not ln.startswith('#')]
-
-
-def _item_collection(path: Path) -> list[str] | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get('type') != 'FeatureCollection':
-        return None
-    # each Item becomes one scene: written next to the collection so that relative asset hrefs still resolve
-    out = []
-    for i, feat in enumerate(doc.get('features', [])):
-        item_id = str(feat.get('id', i))
-        dest = path.with_name(f'.{path.stem}.{item_id}.item.json')
-        dest.write_text(json.dumps(feat))
-        out.append(str(dest))
-    return out
-
-
 def is_batch_input(inputs: Sequence[str]) -> bool:
-    """Whether *inputs* name several scenes (list file, glob, ItemCollection, several paths, folder of scenes)."""
+    """Whether *inputs* name several scenes rather than one raster.
+
+    Several scenes: several inputs, a list file, a glob, a STAC item collection or a folder of scenes (see
+    :func:`~torchgeo_smarties.inference.scenes.expand_scenes`).
+    """
     if len(inputs) != 1:
         return True
-    s = inputs[0]
-    p = Path(s)
-    if any(ch in s for ch in '*?[') and not p.exists():
-        return True
-    if p.suffix.lower() in ('.txt', '.lst') and p.is_file():
-        return True
-    if p.suffix.lower() in ('.json', '.geojson') and p.is_file() and _is_feature_collection(p):
-        return True
-    return p.is_dir() and _is_folder_of_scenes(p)
-
-
-def _is_feature_collection(p: Path) -> bool:
-    try:
-        return json.loads(p.read_text()).get('type') == 'FeatureCollection'
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return False
-
-
-def _is_folder_of_scenes(p: Path) -> bool:
-    """A folder holds several scenes when it has sub-folders of rasters or multi-band rasters.
-
-    A folder of single-band files is one scene (one band per file), as ``smarties embed`` has always read it.
-    """
-    import rasterio
-
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in SCENE_SUFFIXES)
-    if any(d.is_dir() for d in p.iterdir()) and not files:
-        return True
-    for f in files:
-        try:
-            with rasterio.open(f) as ds:
-                if ds.count > 1:
-                    return True
-        except rasterio.errors.RasterioIOError:
-            return True  # a corrupt file among scenes: treat as a folder of scenes so it is reported, not fatal
-    return False
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """The scenes named by *inputs*: paths/URLs, list files, globs, STAC ItemCollections, folders of scenes.
-
-    Raises:
-        InputError: if a pattern or list matches nothing, a path does not exist, or two scenes would write
-            the same output name.
-    """
-    scenes: list[str] = []
-    for s in inputs:
-        p = Path(s)
-        if '://' in s:
-            scenes.append(s)
-        elif p.is_file() and p.suffix.lower() in ('.txt', '.lst'):
-            listed = _read_list(p)
-            if not listed:
-                raise InputError(f'the list file {s!r} names no scene; put one path or URL per line')
-            scenes.extend(str((p.parent / x) if '://' not in x and not Path(x).is_absolute() else x) for x in listed)
-        elif p.is_file() and p.suffix.lower() in ('.json', '.geojson') and (items := _item_collection(p)) is not None:
-            if not items:
-                raise InputError(f'the STAC ItemCollection {s!r} has no Items')
-            scenes.extend(items)
-        elif p.is_dir() and _is_folder_of_scenes(p):
-            subs = sorted(str(d) for d in p.iterdir() if d.is_dir() and not d.name.endswith('.partial'))
-            files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in SCENE_SUFFIXES)
-            scenes.extend(files + subs)
-        elif p.exists():
-            scenes.append(s)
-        elif any(ch in s for ch in '*?['):
-            matched = sorted(glob.glob(s))
-            if not matched:
-                raise InputError(f'the pattern {s!r} matches no file')
-            scenes.extend(matched)
-        else:
-            raise InputError(f'input {s!r} does not exist (give paths, URLs, a list file, a glob or a folder)')
-    names: dict[str, str] = {}
-    for sc in scenes:
-        n = output_name(sc)
-        if n in names:
-            raise InputError(f'scenes {names[n]!r} and {sc!r} would both write {n!r}; rename one or embed them '
-                             'into different output folders')
-        names[n] = sc
-    return scenes
-
-
-def output_name(scene: str) -> str:
-    """The output file name of *scene* in the job's output folder: ``<stem>_embeddings.tif``."""
-    name = scene.rstrip('/').rsplit('/', 1)[-1]
-    stem = name.split('?', 1)[0]
-    for suffix in ('.item.json', '.json', *SCENE_SUFFIXES):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    stem = stem.lstrip('.')
-    return f'{stem}_embeddings.tif'
+    return expand_scenes(inputs[0]) != [inputs[0]]
 
 
 def _env_rank() -> tuple[int, int]:
@@ -207,10 +95,12 @@ def embed_many(
     log: Callable[[str], None] = print,
     **embed_options: Any,
 ) -> BatchResult:
-    """Embed every scene of *inputs* into *output_dir* (one ``<stem>_embeddings.tif`` each), then catalogue them.
+    """Embed every scene of *inputs* into *output_dir* (one ``<scene name>_embeddings.tif`` each), then catalogue.
 
     Args:
-        inputs: paths/URLs, list files, globs, STAC ItemCollections or folders of scenes (:func:`expand_inputs`).
+        inputs: paths/URLs, list files, globs, STAC item collections or folders of scenes
+            (:func:`~torchgeo_smarties.inference.scenes.open_sources`; scenes are not opened up front, so one bad
+            scene fails alone).
         output_dir: the folder for the outputs, the job status files and the catalogue (created if missing).
         rank: this process's rank (default: ``RANK`` / ``SLURM_PROCID``, else 0).
         world_size: the number of processes (default: ``WORLD_SIZE`` / ``SLURM_NTASKS``, else 1).
@@ -225,7 +115,7 @@ def embed_many(
         A :class:`BatchResult`; scenes that failed are in ``failed`` with their error.
 
     Raises:
-        InputError: for bad inputs or options, before any scene runs.
+        InputError: for bad options or an input that names no scene, before any scene runs.
     """
     from .embed import embed_raster
 
@@ -240,15 +130,17 @@ def embed_many(
     out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f'output {str(out_dir)!r} exists and is not a folder; a batch job writes into a folder')
-    scenes = expand_inputs(inputs)
+    expanded = open_sources(list(inputs), validate=False)
+    scenes = [sc.input for sc in expanded]
     out_dir.mkdir(parents=True, exist_ok=True)
-    mine = scenes[rank::world]
+    mine = expanded[rank::world]
     log(f'batch: {len(scenes)} scenes, rank {rank}/{world} takes {len(mine)}')
     status = _status_path(out_dir, rank)
-    job = {'scenes_total': len(scenes), 'world_size': world, 'assigned': mine}
+    job = {'scenes_total': len(scenes), 'world_size': world, 'assigned': scenes[rank::world]}
     outcomes: list[SceneOutcome] = []
-    for k, scene in enumerate(mine, 1):
-        out = out_dir / output_name(scene)
+    for k, sc in enumerate(mine, 1):
+        scene = sc.input
+        out = out_dir / f'{sc.name}_embeddings.tif'
         if resume and out.is_file() and not out.with_name(out.name + '.partial').exists():
             outcomes.append(SceneOutcome(scene, str(out), 'skipped'))
             log(f'[{k}/{len(mine)}] {scene}: already complete, skipped')
@@ -256,7 +148,7 @@ def embed_many(
             continue
         t0 = time.perf_counter()
         try:
-            embed_raster(scene, out, resume=resume, **({"log": log} | embed_options))
+            embed_raster(scene, out, resume=resume, **({'log': log} | embed_options))
         except Exception as err:  # one scene's failure (typed or not) is recorded and reported; the job goes on
             outcomes.append(SceneOutcome(scene, str(out), 'failed', f'{type(err).__name__}: {err}',
                                          time.perf_counter() - t0))
