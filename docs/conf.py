@@ -40,13 +40,27 @@ extensions = [
     'sphinx.ext.viewcode',
     'myst_parser',
     'smarties_bands',  # docs/_ext: the band-registry tables and chart, generated from the registry
+    'sphinx_gallery.gen_gallery',  # executed tutorials (docs/tutorials/*.py run at every build)
 ]
 source_suffix = {'.rst': 'restructuredtext', '.md': 'markdown'}
 root_doc = 'index'
-exclude_patterns = ['_build', '_generated', 'Thumbs.db', '.DS_Store']
+exclude_patterns = ['_build', '_generated', 'tutorials', 'Thumbs.db', '.DS_Store']
 nitpicky = False
 # No intersphinx: the docs build must work offline (CI has no network).
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
+
+# Executed tutorials: every docs/tutorials/plot_*.py runs at build time (offline: bundled sample and demo weights,
+# or data the script writes); an exception fails the build.
+sphinx_gallery_conf = {
+    'examples_dirs': 'tutorials',
+    'gallery_dirs': 'auto_tutorials',
+    'filename_pattern': r'/plot_',
+    'abort_on_example_error': True,
+    'download_all_examples': False,
+    'remove_config_comments': True,
+    'within_subsection_order': 'FileNameSortKey',
+    'show_memory': False,
+}
 
 autodoc_default_options = {'show-inheritance': True}
 autodoc_member_order = 'bysource'
