@@ -10,11 +10,17 @@ __all__ = (
     'AmbiguousBandError',
     'BandCountError',
     'CheckpointError',
+    'DeviceError',
+    'DiskFullError',
     'DuplicateRegistrationError',
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
+    'OptionError',
     'OutOfSpectrumError',
+    'OutputError',
+    'OutputLockedError',
+    'ResumeError',
     'SmartiesError',
     'UnitError',
     'UnknownBandError',
@@ -78,3 +84,28 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- engine
+class OptionError(InputError):
+    """An inference option has an invalid value, or options contradict each other."""
+
+
+class DeviceError(OptionError):
+    """The requested torch device does not exist or is not available on this machine."""
+
+
+class OutputError(InputError):
+    """An output path cannot be used: it is the input, not a regular file, not writable, or the disk is full."""
+
+
+class OutputLockedError(OutputError):
+    """Another run is writing the same output (its lock file is held)."""
+
+
+class DiskFullError(OutputError):
+    """The device holding an output ran out of space while writing it."""
+
+
+class ResumeError(InputError):
+    """A partial run cannot be resumed: the input, normalisation, weights or options changed, or it is corrupt."""

@@ -10,7 +10,7 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from torchgeo_smarties.errors import BandCountError, InputError, UnknownPresetError, UnknownSensorError
+from torchgeo_smarties.errors import BandCountError, InputError, ResumeError, UnknownPresetError, UnknownSensorError
 from torchgeo_smarties.inference import TileGrid, embed_raster, make_normalizer, open_source, pool_raster, ramp
 from torchgeo_smarties.models import SMARTIESViT
 
@@ -159,7 +159,7 @@ def test_resume_refuses_other_settings(tiny_model: SMARTIESViT, sample: Path, tm
 
     with pytest.raises(_Interrupt):
         embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, on_batch=kill, **KW)
-    with pytest.raises(InputError, match='other settings'):
+    with pytest.raises(ResumeError, match='options changed since the partial run: overlap 16 → 32'):
         embed_raster(sample, out, model=tiny_model, tile=64, overlap=32, resume=True, **KW)
 
 
