@@ -27,7 +27,9 @@ import hashlib
 import json
 import math
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -572,6 +574,61 @@ def _replay(store: _Store, writers: Sequence[BlockWriter], rows_done: int, chunk
             wr.add(rows)
 
 
+class _Sink:
+    """Writes finished rows and checkpoints in a background thread, in submission order, behind a bounded queue.
+
+    GDAL's compression and the raw-store writes release the GIL, so they overlap with the model and the reads. An
+    error in the thread is re-raised in the caller at the next :meth:`put`, :meth:`flush` or :meth:`close`.
+    """
+
+    def __init__(self, maxsize: int = 2) -> None:
+        self._q: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize)
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name='smarties-writer', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            try:
+                if item is None:
+                    return
+                if self._err is None:
+                    item[0](*item[1])
+            except BaseException as err:  # re-raised in the caller's thread
+                self._err = err
+            finally:
+                self._q.task_done()
+
+    def _raise(self) -> None:
+        if self._err is not None:
+            err, self._err = self._err, None
+            raise err
+
+    def put(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue ``fn(*args)`` (blocks while the queue is full)."""
+        self._raise()
+        self._q.put((fn, args))
+
+    def flush(self) -> None:
+        """Wait until everything queued is done."""
+        self._q.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Finish the queued work and stop the thread."""
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        self._raise()
+
+
+def _emit(store: '_Store', writers: Sequence[BlockWriter], y0: int, rows: np.ndarray) -> None:
+    store.write_rows(y0, rows)
+    for wr in writers:
+        wr.add(rows)
+
+
 def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, grid: TileGrid, model_fn: ModelFn,
           normalize: Normalizer | None, tiling: TilingOptions, start: int, rows_done: int, acc: BlendAccumulator,
           progress: bool, on_batch: Callable[[int, int], None] | None) -> int:
@@ -590,8 +647,10 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
 
         bar = tqdm(total=total, initial=start, unit='tile', desc='tiles', dynamic_ncols=True)
     done = start
+    batches = iter(loader)  # forks the workers before the writer thread exists (fork with threads can deadlock)
+    sink = _Sink()
     try:
-        for x, m, idx in loader:
+        for x, m, idx in batches:
             mask = None if bool(m.all()) else m
             out_t, valid_t = model_fn(x, mask)
             out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
@@ -600,20 +659,21 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
             limit = hp if done >= total else grid.row_origins[grid.tile_row(done)] // s
             if limit > acc.y0:
                 y_first = acc.y0
-                vals = acc.pop(limit)
+                vals = acc.pop(limit)  # a new array: safe to hand to the writer thread
                 n = min(limit, hc) - y_first
                 if n > 0:
-                    rows = vals[:n, :wc]
-                    store.write_rows(y_first, rows)
-                    for wr in writers:
-                        wr.add(rows)
+                    sink.put(_emit, store, writers, y_first, vals[:n, :wc])
                 rows_done = min(hc, limit)
-                store.checkpoint(done, rows_done, acc)
+                snapshot = BlendAccumulator(acc.acc.copy(), acc.wsum.copy(), acc.y0)  # later tiles add to acc
+                sink.put(store.checkpoint, done, rows_done, snapshot)
                 if on_batch is not None:
+                    sink.flush()  # the callback sees a durable checkpoint
                     on_batch(done, total)
             if bar is not None:
                 bar.update(len(idx))
+        sink.close()
     finally:
+        sink.close()  # an interrupted run still completes the writes and checkpoints already queued
         if bar is not None:
             bar.close()
     return done
