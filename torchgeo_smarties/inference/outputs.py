@@ -222,10 +222,13 @@ def file_fingerprint(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
     The hash covers the first, middle and last 64 KiB and 8 evenly spaced 4 KiB windows, so it costs a few reads
     whatever the file size, yet a change in place (same size, even the same mtime) is caught unless it touches
-    none of the sampled bytes.
+    none of the sampled bytes. Paths that are not local files (URLs, GDAL ``/vsi`` paths) are recorded by name.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for p in paths:
+        if not p.is_file():  # a remote or virtual input (URL, /vsi path): only its name can be compared
+            out.append({'file': str(p)})
+            continue
         st = os.stat(p)
         size = st.st_size
         h = hashlib.sha1()
