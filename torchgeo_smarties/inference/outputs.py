@@ -136,15 +136,21 @@ class OutputLock:
 
         try:
             for p in self.paths:
-                lock = FileLock(p, timeout=0, thread_local=False)
-                try:
-                    lock.acquire()
-                except Timeout:
-                    raise OutputLockedError(
-                        f'another run is writing {str(p)[:-len(".lock")]!r} (lock {str(p)!r} held{_holder(p)}); wait '
-                        'for it to finish, or choose another output. If no such run exists, the lock is stale: '
-                        f'remove {str(p)!r}'
-                    ) from None
+                for _attempt in range(3):
+                    lock = FileLock(p, timeout=0, thread_local=False)
+                    try:
+                        lock.acquire()
+                    except Timeout:
+                        raise OutputLockedError(
+                            f'another run is writing {str(p)[:-len(".lock")]!r} (lock {str(p)!r} held{_holder(p)}); '
+                            'wait for it to finish, or choose another output. If no such run exists, the lock is '
+                            f'stale: remove {str(p)!r}'
+                        ) from None
+                    if _is_current(lock, p):
+                        break
+                    lock.release()  # we locked a file its holder had just removed: retry on the new one
+                else:
+                    raise OutputLockedError(f'cannot take the lock {str(p)!r}: other runs keep replacing it')
                 self._held.append(lock)
                 with contextlib.suppress(OSError):
                     p.write_text(json.dumps({'pid': os.getpid()}))
@@ -166,6 +172,17 @@ class OutputLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _is_current(lock: Any, p: Path) -> bool:
+    """Whether *lock*'s open file is still the file at *p* (a releasing holder removes it; see :meth:`release`)."""
+    fd = getattr(getattr(lock, '_context', None), 'lock_file_fd', None)
+    if fd is None:
+        return True  # cannot tell with this filelock version
+    try:
+        return bool(os.fstat(fd).st_ino == os.stat(p).st_ino)
+    except OSError:
+        return False
 
 
 def _holder(p: Path) -> str:
