@@ -443,3 +443,16 @@ def test_truncated_raster(model: SMARTIESViT, tmp_path: Path, capsys: pytest.Cap
     assert rc == 1 and 'cut.tif' in err
     _one_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['cut.tif']
+
+
+# class: the CLI on an output another run holds (one line naming the lock and its PID, exit 1, nothing written)
+def test_cli_locked_output(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchgeo_smarties.inference import OutputLock
+
+    out = tmp_path / 'emb.tif'
+    with OutputLock([out]):
+        rc, err = _cli([str(scene), '-o', str(out), '--weights', str(TINY_WEIGHTS), '--num-heads', '4', '--tile',
+                        '128', '--overlap', '0', '--workers', '0', '--no-progress'], capsys)
+    assert rc == 1 and f"lock '{out}.lock' held by process {os.getpid()}" in err
+    _one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.tif']
