@@ -275,7 +275,7 @@ def test_compress_unknown(model: SMARTIESViT, scene: Path, tmp_path: Path, capsy
     _one_line(err)
 
 
-# class: unknown precision / dtype / pool / mode (enum-like options list their valid values)
+# class: unknown precision or output dtype (enum-like options list their valid values)
 @pytest.mark.parametrize(('kw', 'phrase'), [
     ({'precision': 'fp8'}, 'precision must be one of fp32, bf16, fp16'),
     ({'dtype': 'int8'}, 'output dtype must be one of float32, float16'),
