@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'scripts'))
 
 from torchgeo_smarties.inference import TileGrid, embed_raster, make_normalizer, open_source  # noqa: E402
-from torchgeo_smarties.inference.embed import _dense_fn  # noqa: E402
+from torchgeo_smarties.inference.embed import dense_step  # noqa: E402
 from torchgeo_smarties.inference.engine import TileDataset  # noqa: E402
 from torchgeo_smarties.models import SMARTIESViT  # noqa: E402
 
@@ -46,14 +46,16 @@ BANDS = tuple(f'sentinel2:{b}' for b in ('B01', 'B02', 'B03', 'B04', 'B05', 'B06
 
 #: Model sizes: 'vitb' is the default model of ``smarties embed`` (the official ViT-B/16 architecture);
 #: 'tiny' (192-d) makes reading/normalising/writing dominate and shows the pipeline's own overhead.
-MODEL_SIZES = {'vitb': (768, 12, 12), 'tiny': (192, 12, 3)}
+MODEL_SIZES = {'vitb': (768, 12, 12), 'tiny': (192, 12, 3), 'free': (768, 1, 12)}
 MODEL_SIZE = 'vitb'
 
 
-def build_model() -> SMARTIESViT:
+def build_model(size: str | None = None) -> SMARTIESViT:
+    """A random encoder of *size* ('free': 768-d, one block, tiny MLP: the near-free encoder of the pipeline ratio)."""
     torch.manual_seed(0)
-    dim, depth, heads = MODEL_SIZES[MODEL_SIZE]
-    return SMARTIESViT(bands=list(BANDS), embed_dim=dim, depth=depth, num_heads=heads, img_size=224).eval()
+    dim, depth, heads = MODEL_SIZES[size or MODEL_SIZE]
+    extra = {'mlp_ratio': 1 / 16} if (size or MODEL_SIZE) == 'free' else {}
+    return SMARTIESViT(bands=list(BANDS), embed_dim=dim, depth=depth, num_heads=heads, img_size=224, **extra).eval()
 
 
 def write_scene(work: Path, compress: str = 'deflate') -> tuple[Path, Path]:
@@ -104,13 +106,40 @@ def child(path: str, out: str, workers: int, batch: int) -> None:
 
 
 def model_only(model: SMARTIESViT, tiles: list[torch.Tensor], batch: int) -> float:
-    fn = _dense_fn(model, model.plan_for(list(BANDS)), torch.device('cpu'), 'fp32', -1, False)
+    fn = dense_step(model, model.plan_for(list(BANDS)), torch.device('cpu'), 'fp32', len(model.blocks) - 1, False)
     t0 = time.perf_counter()
     for i in range(0, len(tiles), batch):
         x = torch.stack(tiles[i:i + batch])
         out, _ = fn(x, None)
         out.numpy()
     return len(tiles) / (time.perf_counter() - t0)
+
+
+def pipeline_ratio(tif: Path, tiles: list[torch.Tensor], work: Path, workers: int, batch: int, rounds: int) -> float:
+    """Pipeline cost ÷ ViT-B model-only: (near-free encoder end to end − it alone) ÷ ViT-B alone, same tiles.
+
+    Everything that is not the encoder (reads, normalisation, blending, writes, checkpoints) is what the near-free
+    encoder's end-to-end time adds to its model-only time; dividing by the ViT-B's model-only time on the same tiles
+    says which share of a real run the pipeline costs. Rounds interleave the three measurements.
+    """
+    free, vitb = build_model('free'), build_model('vitb')
+    n = len(tiles)
+    model_only(free, tiles[:8], batch)
+    model_only(vitb, tiles[:8], batch)  # warm-up
+    ratios = []
+    for r in range(rounds):
+        t_free = n / model_only(free, tiles, batch)
+        res = embed_raster(tif, work / 'pipe.tif', model=free, batch_size=batch, num_workers=workers, progress=False,
+                           log=lambda s: None)
+        assert res.run is not None
+        t_e2e = res.run.seconds
+        t_vitb = n / model_only(vitb, tiles, batch)
+        ratios.append((t_e2e - t_free) / t_vitb)
+        print(f'pipeline round {r + 1}: near-free encoder end-to-end {t_e2e:.2f} s, alone {t_free:.2f} s, '
+              f'ViT-B alone {t_vitb:.2f} s ({n} tiles) -> pipeline / ViT-B = {ratios[-1]:.4f}')
+    ratio = float(np.median(ratios))
+    print(f'pipeline cost / ViT-B model-only: {ratio:.4f} (target <= 0.03)')
+    return ratio
 
 
 def main() -> None:
@@ -121,6 +150,7 @@ def main() -> None:
     p.add_argument('--scene-compress', default='deflate', help='compression of the temporary scene GeoTIFF')
     p.add_argument('--model', choices=tuple(MODEL_SIZES), default='vitb', help='encoder size (random weights)')
     p.add_argument('--child', nargs=2, metavar=('INPUT', 'OUTPUT'), help=argparse.SUPPRESS)
+    p.add_argument('--pipeline-only', action='store_true', help='only the pipeline-cost ratio (issue 15)')
     args = p.parse_args()
     global MODEL_SIZE
     MODEL_SIZE = args.model
@@ -141,10 +171,13 @@ def main() -> None:
           f'{len(grid)} tiles of 224 px (overlap 32); '
           f'model: SMARTIESViT {MODEL_SIZES[MODEL_SIZE][0]}-d × {MODEL_SIZES[MODEL_SIZE][1]} blocks ({MODEL_SIZE}, '
           'random weights)')
-    model = build_model()
     norm = make_normalizer(BANDS)
     ds = TileDataset(src, grid, norm)
     tiles = [ds[i][0] for i in range(len(grid))]
+    pipeline_ratio(tif, tiles, work, workers, args.batch_size, args.rounds)
+    if args.pipeline_only:
+        return
+    model = build_model()
     model_only(model, tiles[:8], args.batch_size)  # warm-up
     mo, e2e = [], []
     for r in range(args.rounds):

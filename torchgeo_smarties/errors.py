@@ -13,6 +13,8 @@ __all__ = (
     'BandDefinitionError',
     'BandMismatchError',
     'CheckpointError',
+    'DeviceError',
+    'DiskFullError',
     'DuplicateBandError',
     'DuplicateRegistrationError',
     'EmptyBandListError',
@@ -21,9 +23,13 @@ __all__ = (
     'MissingExtraError',
     'NoStatisticsError',
     'NormalizationError',
+    'OptionError',
     'OutOfSpectrumError',
+    'OutputError',
+    'OutputLockedError',
     'PolarizationError',
     'RasterReadError',
+    'ResumeError',
     'SarUnitsError',
     'SceneListError',
     'SensorIdError',
@@ -177,3 +183,26 @@ class MissingExtraError(SmartiesError, ImportError):
 
 class SceneListError(InputError):
     """A multi-scene input (list file, glob, folder of scenes, item collection) is empty, repeats or fails."""
+# --- engine
+class OptionError(InputError):
+    """An inference option has an invalid value, or options contradict each other."""
+
+
+class DeviceError(OptionError):
+    """The requested torch device does not exist or is not available on this machine."""
+
+
+class OutputError(InputError):
+    """An output path cannot be used: it is the input, not a regular file, not writable, or the disk is full."""
+
+
+class OutputLockedError(OutputError):
+    """Another run is writing the same output (its lock file is held)."""
+
+
+class DiskFullError(OutputError):
+    """The device holding an output ran out of space while writing it."""
+
+
+class ResumeError(InputError):
+    """A partial run cannot be resumed: the input, normalisation, weights or options changed, or it is corrupt."""

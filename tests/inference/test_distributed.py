@@ -75,8 +75,8 @@ def test_cli_devices(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture
             '--workers', '0', '--no-progress']
     assert embed_main([*base, '-o', str(tmp_path / 'r.tif'), '--devices', '2', '--resume']) == 1
     assert '--resume is not supported with --devices' in capsys.readouterr().err
-    assert embed_main([*base, '-o', str(tmp_path / 'p.csv'), '--devices', '2', '--pool', 'mean']) == 1
-    assert '--pool runs in a single process' in capsys.readouterr().err
+    assert embed_main([*base, '-o', str(tmp_path / 'p.csv'), '--devices', '2', '--pool', 'mean']) == 2
+    assert 'does not use --overlap' in capsys.readouterr().err  # --pool refuses the dense-raster options
     assert list(tmp_path.iterdir()) == []
     # one rank through Lightning (strategy ddp, world size 1) = the single-process command
     assert embed_main([*base, '-o', str(tmp_path / 'a.tif')]) == 0

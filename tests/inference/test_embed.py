@@ -10,7 +10,7 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from torchgeo_smarties.errors import BandCountError, InputError, UnknownPresetError, UnknownSensorError
+from torchgeo_smarties.errors import BandCountError, InputError, ResumeError, UnknownPresetError, UnknownSensorError
 from torchgeo_smarties.inference import TileGrid, embed_raster, make_normalizer, open_source, pool_raster, ramp
 from torchgeo_smarties.models import SMARTIESViT
 
@@ -159,7 +159,7 @@ def test_resume_refuses_other_settings(tiny_model: SMARTIESViT, sample: Path, tm
 
     with pytest.raises(_Interrupt):
         embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, on_batch=kill, **KW)
-    with pytest.raises(InputError, match='other settings'):
+    with pytest.raises(ResumeError, match='options changed since the partial run: overlap 16 → 32'):
         embed_raster(sample, out, model=tiny_model, tile=64, overlap=32, resume=True, **KW)
 
 
@@ -254,3 +254,49 @@ def test_errors_leave_no_output(tiny_model: SMARTIESViT, sample: Path, tmp_path:
     with pytest.raises(InputError, match='multiple of the patch'):
         embed_raster(sample, out, model=tiny_model, tile=100, **KW)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bad.tif']
+
+
+def test_pool_footprints_on_a_rotated_grid(tiny_model: SMARTIESViT, sample: Path, tmp_path: Path) -> None:
+    gpd = pytest.importorskip('geopandas')
+    rot = tmp_path / 'rot.tif'
+    with rasterio.open(sample) as src:
+        t = src.transform @ Affine.rotation(30)  # a rotated pixel grid (10 m pixels, 30° from north)
+        with rasterio.open(rot, 'w', **{**src.profile, 'transform': t}) as dst:
+            dst.write(src.read())
+            dst.descriptions = src.descriptions
+    pool_raster(rot, tmp_path / 'tiles.parquet', model=tiny_model, tile=128, **KW)
+    g = gpd.read_parquet(tmp_path / 'tiles.parquet').geometry.iloc[1]  # tile (0, 1): cols 128-255, rows 0-127
+    corners = [t @ (128, 0), t @ (256, 0), t @ (256, 128), t @ (128, 128)]
+    np.testing.assert_allclose(np.asarray(g.exterior.coords)[:4], np.asarray(corners), rtol=0, atol=1e-6)
+    # the exact footprint has the tile's area (1280 m × 1280 m); the old two-corner box was ~1.87× larger
+    assert g.area == pytest.approx(1280 * 1280, rel=1e-9)
+
+
+def test_blend_accumulator_streams_and_merges() -> None:
+    from torchgeo_smarties.inference.engine import BlendAccumulator
+
+    acc = BlendAccumulator.zeros(0, 4, 2)
+    acc.add(0, 0, np.ones((2, 3, 2), np.float32), np.full((2, 3), 0.5, np.float32))
+    acc.add(1, 1, np.full((2, 3, 2), 3.0, np.float32), np.full((2, 3), 0.5, np.float32))  # grows to row 2
+    assert (acc.y0, acc.rows) == (0, 3)
+    rows = acc.pop(2)  # rows 0-1 finished
+    assert rows.shape == (2, 4, 2) and acc.y0 == 2
+    np.testing.assert_array_equal(rows[0, :, 0], [1, 1, 1, np.nan])  # col 3 of row 0 has no tile: NaN
+    np.testing.assert_array_equal(rows[1, :, 0], [1, 2, 2, 3])  # (0.5·1 + 0.5·3) / 1 where both overlap
+    other = BlendAccumulator.zeros(2, 4, 2, y0=2)
+    other.merge(acc)
+    np.testing.assert_array_equal(other.blended(2, 3), acc.blended(2, 3))
+
+
+def test_parameter_objects_validate() -> None:
+    from torchgeo_smarties.errors import OptionError
+    from torchgeo_smarties.inference.job import DenseOptions, EncoderSpec, TilingOptions
+
+    t = TilingOptions(tile=128, overlap=32, batch_size=2, num_workers=0, compress='ZSTD')
+    assert t.compress == 'zstd' and t.workers == 0
+    assert DenseOptions(layer=-1).block_index(4) == 3 and DenseOptions(layer=2).block_index(4) == 2
+    with pytest.raises(OptionError, match=r'in \[-4, 3\]'):
+        DenseOptions(layer=4).block_index(4)
+    assert EncoderSpec(device='cpu').torch_device == torch.device('cpu')
+    with pytest.raises(OptionError, match='number of heads'):
+        EncoderSpec(num_heads=0)

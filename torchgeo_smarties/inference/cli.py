@@ -13,6 +13,21 @@ from ..errors import SmartiesError
 
 __all__ = ('SAMPLES', 'build_embed_parser', 'build_predict_parser', 'embed_main', 'predict_main')
 
+#: Options of the dense raster that ``--pool`` does not use (refused with it instead of silently ignored).
+_DENSE_ONLY = (('layer', '--layer'), ('dtype', '--dtype'), ('final_norm', '--final-norm'), ('resume', '--resume'),
+               ('overlap', '--overlap'), ('preview', '--preview'), ('compress', '--compress'))
+
+
+class _UsageError(Exception):
+    """A contradiction between command-line options (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2), like the other errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f'{self.prog}: error: {" ".join(message.split())} (see {self.prog} --help)\n')
+
 _SAMPLE_DIR = Path(__file__).resolve().parents[1] / 'data' / 'samples'
 #: Bundled sample scenes for ``--sample``.
 SAMPLES = {'sentinel2': _SAMPLE_DIR / 'sentinel2_l1c_crop.tif'}
@@ -44,12 +59,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group('robustness')
     g.add_argument('--resume', action='store_true', help='continue an interrupted run (byte-identical result)')
     g.add_argument('--require-crs', action='store_true', help='refuse rasters without a CRS (default: warn)')
-    g.add_argument('--compress', default='deflate', help='GeoTIFF compression: deflate (default), zstd, lzw, none')
+    g.add_argument('--compress', default=None, type=str.lower, choices=('deflate', 'zstd', 'lzw', 'lzma', 'packbits',
+                   'none'), help='GeoTIFF compression (default deflate, level 1, floating-point predictor)')
 
 
 def build_embed_parser() -> argparse.ArgumentParser:
     """The ``smarties embed`` argument parser."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog='smarties embed',
         description='Dense SMARTIES embeddings of a raster, as a GeoTIFF on the 16-px patch grid (one band per '
                     'channel, CRS kept, transform × 16), or one vector per tile with --pool.',
@@ -57,8 +73,9 @@ def build_embed_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     g = p.add_argument_group('output')
-    g.add_argument('--dtype', choices=('float32', 'float16'), default='float32', help='output data type')
-    g.add_argument('--layer', type=int, default=-1, help='block whose tokens are written (default -1 = last)')
+    g.add_argument('--dtype', choices=('float32', 'float16'), default=None, help='output data type (default float32)')
+    g.add_argument('--layer', type=int, default=None, help='block whose tokens are written (default -1 = last; '
+                   'negative counts from the end)')
     g.add_argument('--final-norm', action='store_true', help="apply the final LayerNorm (default: the release's "
                    'all_tokens, last block without norm)')
     g.add_argument('--pool', choices=('mean', 'cls'), help='write one vector per tile (GeoParquet .parquet or CSV) '
@@ -78,7 +95,7 @@ def build_embed_parser() -> argparse.ArgumentParser:
 
 def build_predict_parser() -> argparse.ArgumentParser:
     """The ``smarties predict`` argument parser."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog='smarties predict',
         description='Run a fine-tuned SMARTIES model over a raster: class ids (with a colour table) and class '
                     'probabilities as GeoTIFFs.',
@@ -118,23 +135,44 @@ def _resolve_io(args: argparse.Namespace, kind: str) -> tuple[str, Path, Path | 
     return inp, out, preview
 
 
+def _check_pool(args: argparse.Namespace) -> None:
+    given = [flag for name, flag in _DENSE_ONLY if getattr(args, name, None) is not None
+             and getattr(args, name) is not False]
+    if given:
+        raise _UsageError(f'--pool writes one vector per tile and does not use {", ".join(given)}: drop '
+                          f'{"it" if len(given) == 1 else "them"}, or drop --pool for the dense raster')
+    if args.devices is not None or args.num_nodes != 1:
+        raise _UsageError('--pool runs in a single process; drop --devices/--num-nodes')
+
+
+def _fail(prog: str, err: BaseException | str, code: int = 1) -> int:
+    print(f'{prog}: error: {" ".join(str(err).split())}', file=sys.stderr)
+    return code
+
+
 def embed_main(argv: list[str]) -> int:
     """Entry point of ``smarties embed``; returns the exit status."""
     args = build_embed_parser().parse_args(argv)
+    prog = 'smarties embed'
     try:
         from .embed import embed_raster, pool_raster
 
+        if args.pool:
+            _check_pool(args)
         inp, out, preview = _resolve_io(args, 'embeddings')
         common = dict(weights=args.weights, bands=args.bands, sensor=args.sensor, stats=args.stats, norm=args.norm,
                       batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                       precision=args.precision, require_crs=args.require_crs, num_heads=args.num_heads,
                       progress=not args.no_progress)
+        dense = dict(tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
+                     dtype=args.dtype or 'float32', layer=-1 if args.layer is None else args.layer,
+                     final_norm=args.final_norm, resume=args.resume, preview=preview,
+                     compress=args.compress or 'deflate')
         with warnings.catch_warnings():
             warnings.simplefilter('always')
+            warnings.filterwarnings('ignore', category=DeprecationWarning)  # library internals, not the user's input
             warnings.showwarning = _show_warning
             distributed = args.devices is not None or args.num_nodes != 1
-            if distributed and args.pool:
-                raise SmartiesError('--pool runs in a single process; drop --devices/--num-nodes')
             if args.pool:
                 pool_raster(inp, out, tile=args.tile, pool=args.pool, **common)  # type: ignore[arg-type]
             elif distributed:
@@ -143,20 +181,18 @@ def embed_main(argv: list[str]) -> int:
                 common.pop('device')
                 embed_raster_distributed(
                     inp, out, devices=1 if args.devices is None else args.devices, num_nodes=args.num_nodes,
-                    strategy=args.strategy, accelerator=args.accelerator, tile=args.tile,
-                    overlap=32 if args.overlap is None else args.overlap, dtype=args.dtype, layer=args.layer,
-                    final_norm=args.final_norm, resume=args.resume, preview=preview, compress=args.compress,
-                    **common,  # type: ignore[arg-type]
+                    strategy=args.strategy, accelerator=args.accelerator, **dense, **common,  # type: ignore[arg-type]
                 )
             else:
-                embed_raster(inp, out, tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
-                             dtype=args.dtype, layer=args.layer, final_norm=args.final_norm, resume=args.resume,
-                             preview=preview, compress=args.compress, **common)  # type: ignore[arg-type]
+                embed_raster(inp, out, **dense, **common)  # type: ignore[arg-type]
+    except _UsageError as err:
+        return _fail(prog, err, 2)
     except SmartiesError as err:
-        print(f'smarties embed: error: {err}', file=sys.stderr)
-        return 1
+        return _fail(prog, err)
+    except OSError as err:  # e.g. a permission or I/O error the checks could not foresee: one line, no traceback
+        return _fail(prog, f'{type(err).__name__}: {err}')
     except KeyboardInterrupt:
-        print('smarties embed: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
+        print(f'{prog}: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
         return 130
     return 0
 
@@ -173,12 +209,13 @@ def predict_main(argv: list[str]) -> int:
             classes=args.classes.split(',') if args.classes else None, bands=args.bands, sensor=args.sensor,
             stats=args.stats, norm=args.norm, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
             num_workers=args.workers, device=args.device, precision=args.precision, resume=args.resume,
-            require_crs=args.require_crs, num_heads=args.num_heads, compress=args.compress,
+            require_crs=args.require_crs, num_heads=args.num_heads, compress=args.compress or 'deflate',
             progress=not args.no_progress,
         )
     except SmartiesError as err:
-        print(f'smarties predict: error: {err}', file=sys.stderr)
-        return 1
+        return _fail('smarties predict', err)
+    except OSError as err:
+        return _fail('smarties predict', f'{type(err).__name__}: {err}')
     except KeyboardInterrupt:
         print('smarties predict: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
         return 130

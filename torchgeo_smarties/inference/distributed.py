@@ -31,21 +31,24 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import InputError
+from ..errors import InputError, OptionError, SmartiesError
 from ..models import SMARTIESViT
 from ..spectrum import ProjectionPlan
-from ..transforms import normalization_tags
-from .embed import EmbedResult, Precision, _dense_fn, _prepare, default_num_workers, embedding_spec, make_normalizer
+from .embed import EmbedResult, Precision, dense_step, embedding_spec, for_model, provenance_tags
 from .engine import (
+    BlendAccumulator,
+    BlockWriter,
     OutputSpec,
     TileDataset,
     TiledRun,
-    _BlockWriter,
-    _worker_init,
     block_rows,
     output_profile,
-    tile_contribution,
+    state_fingerprint,
+    unwrap_worker_error,
+    worker_init,
 )
+from .job import ACCELERATORS, DenseOptions, EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .outputs import OutputLock, atomic_target, check_outputs
 from .source import RasterSource
 from .tiling import TileGrid
 
@@ -95,41 +98,37 @@ def _rank_file(work: Path, rank: int, world: int) -> Path:
 class _EmbedPredictModule(L.LightningModule):
     """Runs the encoder on this rank's tiles and accumulates blended sums and weights in a memory-mapped file."""
 
-    def __init__(self, encoder: SMARTIESViT, plan: ProjectionPlan, precision: Precision, layer: int,
-                 final_norm: bool, source: RasterSource, grid: TileGrid, normalize: Callable[[Tensor], Tensor] | None,
-                 batch_size: int, num_workers: int, spec: OutputSpec, work: Path, compress: str) -> None:
+    def __init__(self, encoder: SMARTIESViT, plan: ProjectionPlan, precision: Precision, block: int,
+                 final_norm: bool, job: EmbedJob, grid: TileGrid, tiling: TilingOptions, spec: OutputSpec,
+                 work: Path) -> None:
         super().__init__()
         self.encoder = encoder
-        self.plan, self.precision_name, self.layer, self.final_norm = plan, precision, layer, final_norm
-        self.source, self.grid, self.normalize = source, grid, normalize
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.spec, self.work, self.compress = spec, work, compress
+        self.plan, self.precision_name, self.block, self.final_norm = plan, precision, block, final_norm
+        self.source, self.grid, self.normalize = job.source, grid, job.normalizer
+        self.tiling, self.spec, self.work = tiling, spec, work
         self._fn: Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]] | None = None
-        self._acc: np.memmap | None = None  # type: ignore[type-arg]
-        self._y0 = 0
-        self._cache: dict[tuple[bool, ...], np.ndarray] = {}
+        self._acc: BlendAccumulator | None = None
+        self._mm: np.memmap | None = None  # type: ignore[type-arg]
 
     def predict_dataloader(self) -> DataLoader:  # type: ignore[type-arg]
         ds = TileDataset(self.source, self.grid, self.normalize)
         sampler = ContiguousDistributedSampler(ds, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
-        nw = self.num_workers
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=nw,
-                          worker_init_fn=_worker_init if nw else None, prefetch_factor=2 if nw else None,
+        nw = self.tiling.workers
+        return DataLoader(ds, batch_size=self.tiling.batch_size, sampler=sampler, num_workers=nw,
+                          worker_init_fn=worker_init if nw else None, prefetch_factor=2 if nw else None,
                           persistent_workers=bool(nw))
 
     def on_predict_start(self) -> None:
         self.encoder.eval()
-        self._fn = _dense_fn(self.encoder, self.plan, self.device, self.precision_name, self.layer,
-                             self.final_norm)
+        self._fn = dense_step(self.encoder, self.plan, self.device, self.precision_name, self.block, self.final_norm)
         world, rank = self.trainer.world_size, self.trainer.global_rank
         start, stop = split_range(len(self.grid), world)[rank]
         y0, y1 = rank_row_span(self.grid, start, stop)
         self.work.mkdir(parents=True, exist_ok=True)
-        self._y0 = y0
         if y1 > y0:
-            wp = self.grid.padded_out_shape[1]
-            self._acc = np.memmap(_rank_file(self.work, rank, world), dtype=np.float32, mode='w+',
-                                  shape=(y1 - y0, wp, self.spec.count + 1))
+            self._mm = _rank_memmap(self.work, rank, world, y1 - y0, self.grid.padded_out_shape[1], self.spec.count,
+                                    'w+')
+            self._acc = _as_accumulator(self._mm, y0)
 
     def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> int:
         x, m, idx = batch
@@ -137,23 +136,29 @@ class _EmbedPredictModule(L.LightningModule):
         mask = None if bool(m.all()) else m
         out_t, valid_t = self._fn(x, mask)
         out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
-        valid = valid_t.detach().cpu().numpy()
-        k = self.spec.count
-        for b, i in enumerate(idx.tolist()):
-            y0, x0, wv = tile_contribution(self.grid, i, valid[b], self._cache)
-            h, w = wv.shape
-            a = self._acc[y0 - self._y0:y0 - self._y0 + h, x0:x0 + w]
-            a[..., :k] += wv[..., None] * out[b]
-            a[..., k] += wv
+        self._acc.add_tiles(self.grid, idx.tolist(), out, valid_t.detach().cpu().numpy())
         return len(idx)  # the tiles themselves are written to the rank's file
 
     def on_predict_end(self) -> None:
-        if self._acc is not None:
-            self._acc.flush()
-            self._acc = None  # unmaps the file
+        if self._mm is not None:
+            self._mm.flush()
+            self._acc = self._mm = None  # unmaps the file
         self.trainer.strategy.barrier('smarties-embed-merge')
         if self.trainer.is_global_zero:
-            merge_rank_sums(self.work, self.grid, self.source, self.spec, self.trainer.world_size, self.compress)
+            merge_rank_sums(self.work, self.grid, self.source, self.spec, self.trainer.world_size,
+                            self.tiling.compress, self.tiling.block_size)
+
+
+def _rank_memmap(work: Path, rank: int, world: int, rows: int, width: int, k: int,
+                 mode: str) -> np.memmap:  # type: ignore[type-arg]
+    return np.memmap(_rank_file(work, rank, world), dtype=np.float32, mode=mode,  # type: ignore[call-overload]
+                     shape=(rows, width, k + 1))
+
+
+def _as_accumulator(mm: np.ndarray, y0: int) -> BlendAccumulator:
+    """A :class:`BlendAccumulator` over a rank file: channels ``:K`` hold ``Σ w·out``, channel ``K`` holds ``Σ w``."""
+    k = mm.shape[-1] - 1
+    return BlendAccumulator(mm[..., :k], mm[..., k], y0)
 
 
 def merge_rank_sums(work: Path, grid: TileGrid, source: RasterSource, spec: OutputSpec, world: int,
@@ -166,7 +171,7 @@ def merge_rank_sums(work: Path, grid: TileGrid, source: RasterSource, spec: Outp
     hc, wc = grid.out_shape
     wp = grid.padded_out_shape[1]
     k = spec.count
-    parts: list[tuple[int, int, np.ndarray]] = []
+    parts: list[BlendAccumulator] = []
     for r, (start, stop) in enumerate(split_range(len(grid), world)):
         y0, y1 = rank_row_span(grid, start, stop)
         if y1 <= y0:
@@ -175,26 +180,20 @@ def merge_rank_sums(work: Path, grid: TileGrid, source: RasterSource, spec: Outp
         if not f.is_file() or f.stat().st_size != (y1 - y0) * wp * (k + 1) * 4:
             raise InputError(f'the partial sums of rank {r} ({str(f)!r}) are missing or incomplete: the output folder '
                              'must be on a filesystem shared by all nodes (choose such a location with -o)')
-        parts.append((y0, y1, np.memmap(f, dtype=np.float32, mode='r', shape=(y1 - y0, wp, k + 1))))
+        parts.append(_as_accumulator(_rank_memmap(work, r, world, y1 - y0, wp, k, 'r'), y0))
     bs = block_rows(grid, block_size)
-    writer = _BlockWriter(spec, work / spec.path.name, output_profile(spec, source, grid, bs, compress))
-    try:
-        for y in range(0, hc, bs):
-            n = min(bs, hc - y)
-            acc = np.zeros((n, wp, k + 1), np.float32)
-            for y0, y1, a in parts:  # rank order = the single-process summation order
-                lo, hi = max(y, y0), min(y + n, y1)
-                if lo < hi:
-                    acc[lo - y:hi - y] += a[lo - y0:hi - y0]
-            wsum = acc[..., k]
-            with np.errstate(invalid='ignore', divide='ignore'):
-                vals = acc[..., :k] / wsum[..., None]
-            vals[wsum == 0] = np.nan
-            writer.add(vals[:, :wc])
-    finally:
-        writer.close()
+    with atomic_target(spec.path) as tmp:
+        writer = BlockWriter(spec, tmp, output_profile(spec, source, grid, bs, compress))
+        try:
+            for y in range(0, hc, bs):
+                n = min(bs, hc - y)
+                total = BlendAccumulator.zeros(n, wp, k, y)
+                for part in parts:  # rank order = the single-process summation order
+                    total.merge(part)
+                writer.add(total.blended(y, y + n)[:, :wc])
+        finally:
+            writer.close()
     del parts
-    os.replace(work / spec.path.name, spec.path)
     shutil.rmtree(work, ignore_errors=True)
     return spec.path
 
@@ -283,42 +282,73 @@ def embed_raster_distributed(
     if resume:
         raise InputError('--resume is not supported with --devices/--num-nodes (multi-process runs start over); '
                          'rerun without --resume, or resume a single-process run without --devices')
+    check_choice('accelerator', accelerator, ACCELERATORS)
+    if not isinstance(strategy, str) or not strategy.startswith('ddp'):
+        raise OptionError(f'strategy must be a Lightning DDP strategy (ddp, ddp_spawn, ddp_fork, ...); '
+                          f'got {strategy!r}')
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise OptionError(f'number of nodes must be an integer >= 1; got {num_nodes!r}')
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices < 1 and devices != -1:
+        raise OptionError(f'devices must be >= 1 (or -1 for all); got {devices!r}')
+    tiling = TilingOptions(tile, overlap, batch_size, num_workers, compress)
+    encoder = EncoderSpec(weights, model, num_heads, 'cpu', precision)
+    dense = DenseOptions(dtype, layer, final_norm)
     say = log if _rank_zero() else (lambda _msg: None)
     out = Path(output)
-    source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
-                                                    num_heads, say)
-    if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm, source)
-    model = model.eval()
-    grid = TileGrid(source.height, source.width, tile, overlap, model.patch_size, model.patch_size)
-    d = model.embed_dim
-    hc, wc = grid.out_shape
-    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap,
-                          normalization_tags(normalizer))
-    work = out.with_name(out.name + '.ddp-partial')
-    nw = default_num_workers() if num_workers is None else num_workers
-    module = _EmbedPredictModule(model, plan, precision, layer, final_norm, source, grid, normalizer, batch_size, nw,
-                                 spec, work, compress)
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-        use_distributed_sampler=False, **(trainer_kwargs or {}),
-    )
-    say(f'output: {out} ({d} bands {dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
-        f'{grid.tile_hw[1]} px, overlap {overlap} px, batch {batch_size}, {nw} workers per rank, '
-        f'{trainer.world_size} ranks ({num_nodes} node(s) × {devices} {accelerator} device(s), {strategy}) '
-        f'{precision}')
-    t0 = time.perf_counter()
-    trainer.predict(module, return_predictions=False)
-    secs = time.perf_counter() - t0
-    run = TiledRun(len(grid), len(grid), secs, [out])
-    res = EmbedResult(out, band_ids, d, (d, hc, wc), run)
-    if trainer.is_global_zero:
-        say(f'wrote {out} ({len(grid)} tiles in {secs:.1f} s, {len(grid) / max(secs, 1e-9):.2f} tiles/s)')
-        if preview is not None:
-            from .preview import write_preview
+    png = None if preview is None else Path(preview)
+    if png is not None:
+        from .preview import check_preview_path
 
-            res.preview = write_preview(source, band_ids, out, Path(preview), title=f'{Path(input).name} — {wdesc}')
-            say(f'wrote preview {res.preview}')
-    source.close()
+        check_preview_path(png)
+    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                        require_crs=require_crs)
+    try:
+        check_outputs([('output', out), *([('preview', png)] if png is not None else [])], job.input_files())
+        enc, wdesc = encoder.load()
+        job = for_model(job, enc)
+        block = dense.block_index(len(enc.blocks))
+        enc = enc.eval()
+        src = job.source
+        grid = TileGrid(src.height, src.width, tiling.tile, tiling.overlap, enc.patch_size, enc.patch_size)
+        d = enc.embed_dim
+        hc, wc = grid.out_shape
+        spec = embedding_spec(out, enc, wdesc, job.band_ids, dense.dtype, dense.layer, dense.final_norm,
+                              tiling.tile, tiling.overlap, provenance_tags(job, state_fingerprint(enc)))
+        work = out.with_name(out.name + '.ddp-partial')
+        module = _EmbedPredictModule(enc, job.plan, precision, block, dense.final_norm, job, grid, tiling, spec, work)
+        say(f'weights: {wdesc}')
+        say('band mapping (channel  band -> learned projection):\n' + job.plan.describe())
+        trainer = L.Trainer(
+            accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, logger=False,
+            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+            use_distributed_sampler=False, **(trainer_kwargs or {}),
+        )
+        say(f'output: {out} ({d} bands {dense.dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
+            f'{grid.tile_hw[1]} px, overlap {tiling.overlap} px, batch {tiling.batch_size}, {tiling.workers} workers '
+            f'per rank, {trainer.world_size} ranks ({num_nodes} node(s) × {devices} {accelerator} device(s), '
+            f'{strategy}) {precision}')
+        lock = OutputLock([out, *([png] if png is not None else [])]) if _rank_zero() else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            t0 = time.perf_counter()
+            try:
+                trainer.predict(module, return_predictions=False)
+            except SmartiesError as err:
+                raise unwrap_worker_error(err) from None
+            secs = time.perf_counter() - t0
+            run = TiledRun(len(grid), len(grid), secs, [out])
+            res = EmbedResult(out, job.band_ids, d, (d, hc, wc), run)
+            if trainer.is_global_zero:
+                say(f'wrote {out} ({len(grid)} tiles in {secs:.1f} s, {len(grid) / max(secs, 1e-9):.2f} tiles/s)')
+                if png is not None:
+                    from .preview import write_preview
+
+                    res.preview = write_preview(src, job.band_ids, out, png, title=f'{Path(input).name} — {wdesc}')
+                    say(f'wrote preview {res.preview}')
+        finally:
+            if lock is not None:
+                lock.release()
+    finally:
+        job.close()
     return res

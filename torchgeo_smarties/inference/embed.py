@@ -4,6 +4,7 @@
 """
 
 import contextlib
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -14,17 +15,36 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
-from ..errors import InputError
+from ..errors import InputError, OptionError, SmartiesError
 from ..models import SMARTIESViT, patch_validity
-from ..spectrum import ProjectionPlan
+from ..spectrum import ProjectionPlan, plan_bands
 from ..transforms import make_normalizer, normalization_preset, normalization_tags
-from .engine import OutputSpec, TiledRun, check_writable, run_tiled, state_fingerprint
-from .source import RasterSource, open_source, resolve_source_bands
+from .engine import OutputSpec, TileDataset, TiledRun, run_tiled, state_fingerprint, unwrap_worker_error, worker_init
+from .job import POOLS, VECTOR_SUFFIXES, DenseOptions, EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .outputs import OutputLock, atomic_target, check_outputs
+from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('EmbedResult', 'Precision', 'autocast', 'default_num_workers', 'embed_raster', 'embedding_spec',
-           'make_normalizer', 'normalization_preset', 'pool_raster', 'token_validity')
+__all__ = (
+    'EmbedResult',
+    'Precision',
+    'autocast',
+    'check_vector_output',
+    'default_num_workers',
+    'dense_step',
+    'embed_job',
+    'embed_raster',
+    'embedding_spec',
+    'for_model',
+    'make_normalizer',
+    'normalization_preset',
+    'pool_job',
+    'pool_raster',
+    'tile_footprints',
+    'token_validity',
+)
 
 Precision = Literal['fp32', 'bf16', 'fp16']
 _DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -70,9 +90,14 @@ def token_validity(mask: Tensor | None, plan: ProjectionPlan, shape: tuple[int, 
     return v.any(1)
 
 
-def _dense_fn(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, precision: Precision,
-              layer: int, final_norm: bool) -> Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]:
-    idx = layer % len(model.blocks)
+def dense_step(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, precision: Precision,
+               block: int, final_norm: bool) -> Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]:
+    """The engine's model step for dense embeddings: tokens of block *block* (non-negative index) on the patch grid.
+
+    Use :meth:`~torchgeo_smarties.inference.job.DenseOptions.block_index` to turn a user's ``layer`` into *block*.
+    """
+    if not 0 <= block < len(model.blocks):
+        raise OptionError(f'block index {block} does not exist in a {len(model.blocks)}-block encoder')
 
     @torch.inference_mode()
     def fn(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -80,7 +105,7 @@ def _dense_fn(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, pr
         x = x.to(device, non_blocking=True)
         m = mask.to(device, non_blocking=True) if mask is not None else None
         with autocast(device, precision):
-            out = model.forward_intermediates(x, indices=[idx], bands=plan, band_mask=m, norm=final_norm,
+            out = model.forward_intermediates(x, indices=[block], bands=plan, band_mask=m, norm=final_norm,
                                               output_fmt='NCHW', intermediates_only=True)[0]
         return out.float(), valid
 
@@ -91,35 +116,96 @@ def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype)
 
 
+def provenance_tags(job: EmbedJob, weights_sha1: str) -> dict[str, str]:
+    """Tags that make an embedding raster a product: the source id, the weights' hash and the normalisation used.
+
+    ``SMARTIES_SOURCE`` is the input as given (path, URL or STAC item); ``SMARTIES_WEIGHTS_SHA1`` is
+    :func:`~torchgeo_smarties.inference.engine.state_fingerprint` of the encoder; ``SMARTIES_NORM`` is what
+    ``stats=<this output>`` reads back to reproduce the run.
+    """
+    return {'SMARTIES_SOURCE': job.input, 'SMARTIES_WEIGHTS_SHA1': weights_sha1, **normalization_tags(job.normalizer)}
+
+
 def embedding_spec(out: Path, model: SMARTIESViT, wdesc: str, band_ids: tuple[str, ...], dtype: str, layer: int,
-                   final_norm: bool, tile: int, overlap: int, norm_tags: dict[str, str] | None = None) -> OutputSpec:
+                   final_norm: bool, tile: int, overlap: int, extra_tags: dict[str, str] | None = None) -> OutputSpec:
     """The embedding GeoTIFF written by :func:`embed_raster`: one float band per channel, NaN nodata, run tags."""
     d = model.embed_dim
     tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_LAYER': str(layer),
             'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_TILE': str(tile), 'SMARTIES_OVERLAP': str(overlap),
-            'SMARTIES_PATCH_SIZE': str(model.patch_size), **(norm_tags or {})}
+            'SMARTIES_PATCH_SIZE': str(model.patch_size), **(extra_tags or {})}
     return OutputSpec(out, d, dtype, functools.partial(_render_rows, dtype=dtype), float('nan'),
                       [f'emb_{i:04d}' for i in range(d)], tags)
 
 
-def _prepare(input: str | os.PathLike[str], output: Path, model: SMARTIESViT | None, weights: str | None,
-             bands: str | None, sensor: str | None, require_crs: bool, num_heads: int | None,
-             log: Callable[[str], None]) -> tuple[RasterSource, tuple[str, ...], SMARTIESViT, str, ProjectionPlan]:
-    source = open_source(input, require_crs=require_crs)
-    band_ids = resolve_source_bands(source, bands, sensor)
-    check_writable(output)
-    if model is None:
-        from .weights import load_encoder
+def for_model(job: EmbedJob, model: SMARTIESViT) -> EmbedJob:
+    """*job* with its bands planned under *model*'s interpolation policy and out-of-range rule."""
+    plan = plan_bands(job.band_ids, model.interpolation, model.out_of_range)
+    return job if plan == job.plan else dataclasses.replace(job, plan=plan)
 
-        model, wdesc = load_encoder(weights, num_heads=num_heads)
-    else:
-        wdesc = weights or f'in-memory model ({type(model).__name__}, embed_dim {model.embed_dim})'
+
+def _describe(job: EmbedJob, wdesc: str, log: Callable[[str], None]) -> None:
+    src = job.source
     log(f'weights: {wdesc}')
-    plan = model.plan_for(band_ids)
-    log(f'input: {input} ({source.count} bands, {source.height}×{source.width} px, CRS '
-        f'{source.crs.to_string() if source.crs else "none"})')
-    log('band mapping (channel  band -> learned projection):\n' + plan.describe())
-    return source, band_ids, model, wdesc, plan
+    log(f'input: {job.input} ({src.count} bands, {src.height}×{src.width} px, CRS '
+        f'{src.crs.to_string() if src.crs else "none"})')
+    log('band mapping (channel  band -> learned projection):\n' + job.plan.describe())
+    log(getattr(job.normalizer, 'describe', lambda: 'normalisation: none (input already normalised)')())
+
+
+def embed_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec, tiling: TilingOptions,
+              dense: DenseOptions, *, preview: str | os.PathLike[str] | None = None, resume: bool = False,
+              progress: bool = True, on_batch: Callable[[int, int], None] | None = None,
+              log: Callable[[str], None] = print) -> EmbedResult:
+    """:func:`embed_raster` on parameter objects (the options are validated when the objects are built).
+
+    Every output path and option is checked before the first tile; the outputs are locked for the run
+    (:class:`~torchgeo_smarties.inference.outputs.OutputLock`) and written atomically.
+
+    Raises:
+        OutputError, OutputLockedError, OptionError, ResumeError, DiskFullError, CheckpointError: see
+            :func:`embed_raster`.
+    """
+    from .preview import check_preview_path
+
+    out = Path(output)
+    png = None if preview is None else Path(preview)
+    if png is not None:
+        check_preview_path(png)
+    check_outputs([('output', out), *([('preview', png)] if png is not None else [])], job.input_files())
+    model, wdesc = encoder.load()
+    job = for_model(job, model)
+    block = dense.block_index(len(model.blocks))
+    dev = encoder.torch_device
+    model = model.to(dev).eval()
+    src = job.source
+    grid = TileGrid(src.height, src.width, tiling.tile, tiling.overlap, model.patch_size, model.patch_size)
+    d = model.embed_dim
+    hc, wc = grid.out_shape
+    weights_sha1 = state_fingerprint(model)
+    spec = embedding_spec(out, model, wdesc, job.band_ids, dense.dtype, dense.layer, dense.final_norm, tiling.tile,
+                          tiling.overlap, provenance_tags(job, weights_sha1))
+    fp = {**job.fingerprint(), 'weights': weights_sha1,
+          'options': {'layer': dense.layer, 'final_norm': dense.final_norm, 'precision': encoder.precision,
+                      'stats': job.stats, 'norm': job.norm}}
+    _describe(job, wdesc, log)
+    log(f'output: {out} ({d} bands {dense.dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
+        f'{grid.tile_hw[1]} px, overlap {tiling.overlap} px, batch {tiling.batch_size}, {tiling.workers} workers, '
+        f'{dev} {encoder.precision}')
+    step = dense_step(model, job.plan, dev, encoder.precision, block, dense.final_norm)  # type: ignore[arg-type]
+    with OutputLock([out, *([png] if png is not None else [])]):
+        run = run_tiled(src, grid, step, d, [spec], normalize=job.normalizer, tiling=tiling, resume=resume,
+                        fingerprint=fp, progress=progress, on_batch=on_batch)
+        if run.resumed_from:
+            log(f'resumed at tile {run.resumed_from} of {run.tiles_total}')
+        log(f'wrote {out} ({run.tiles_run} tiles in {run.seconds:.1f} s, '
+            f'{run.tiles_run / max(run.seconds, 1e-9):.2f} tiles/s)')
+        res = EmbedResult(out, job.band_ids, d, (d, hc, wc), run)
+        if png is not None:
+            from .preview import write_preview
+
+            res.preview = write_preview(src, job.band_ids, out, png, title=f'{Path(job.input).name} — {wdesc}')
+            log(f'wrote preview {res.preview}')
+    return res
 
 
 def embed_raster(
@@ -157,9 +243,13 @@ def embed_raster(
     CRS copied, NaN (the nodata value) where the input has no valid band in the patch. Tiles of
     *tile* px overlapping by *overlap* px are blended with a linear ramp on the patch grid.
 
+    A thin wrapper: builds :class:`~torchgeo_smarties.inference.job.TilingOptions`,
+    :class:`~torchgeo_smarties.inference.job.EncoderSpec`, :class:`~torchgeo_smarties.inference.job.DenseOptions`
+    and an :class:`~torchgeo_smarties.inference.job.EmbedJob`, then calls :func:`embed_job`.
+
     Args:
         input: GeoTIFF/COG/VRT or a folder of single-band files.
-        output: the GeoTIFF to write (replaced atomically when complete).
+        output: the GeoTIFF to write (replaced atomically when complete; never the input, never a device).
         model: an encoder (default: loaded from *weights*).
         weights: see :func:`~torchgeo_smarties.inference.weights.load_encoder` (ignored with *model*, except as
             its label).
@@ -168,20 +258,22 @@ def embed_raster(
         stats: a statistics file (:func:`~torchgeo_smarties.transforms.compute_statistics`).
         norm: statistics preset, or ``'none'`` for already-normalised input (default: from the bands).
         normalizer: a callable (1, C, h, w) → (1, C, h, w) used instead of *stats*/*norm*.
-        tile: tile size in px (multiple of 16).
-        overlap: overlap in px (multiple of 16).
-        batch_size: tiles per forward pass.
-        num_workers: DataLoader workers (default :func:`default_num_workers`).
-        device: torch device.
+        tile: tile size in px (positive multiple of 16).
+        overlap: overlap in px (multiple of 16, smaller than *tile*).
+        batch_size: tiles per forward pass (>= 1).
+        num_workers: DataLoader workers (>= 0; default :func:`default_num_workers`).
+        device: torch device (``cpu``, ``cuda``, ``cuda:N``, ``mps``; checked for availability).
         precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast.
-        dtype: output data type.
-        layer: block whose output is written (default the last; negative counts from the end).
+        dtype: output data type (``'float32'`` or ``'float16'``).
+        layer: block whose output is written (default the last; negative counts from the end; must exist).
         final_norm: apply the encoder's final LayerNorm (default False, the release's ``all_tokens``).
-        resume: continue an interrupted run of the same command (byte-identical result).
+        resume: continue an interrupted run of the same command (byte-identical result); refused with a
+            :class:`~torchgeo_smarties.errors.ResumeError` naming what changed if the input, normalisation,
+            weights or options differ.
         require_crs: refuse rasters without a CRS (default: warn).
         preview: also write a PNG (true colour | PCA-RGB of the embeddings).
         num_heads: heads of a custom-size checkpoint.
-        compress: GeoTIFF compression (deflate, zstd, lzw, none).
+        compress: GeoTIFF compression (deflate, zstd, lzw, lzma, packbits, none).
         progress: show a progress bar.
         on_batch: called with (tiles done, total) after each check-pointed batch.
         log: where messages go.
@@ -190,42 +282,92 @@ def embed_raster(
         An :class:`EmbedResult`.
 
     Raises:
+        OptionError, DeviceError: for an invalid option (before anything is read).
         InputError, BandCountError, UnknownPresetError, UnknownBandError, CheckpointError: on bad input, before
             anything is written.
+        OutputError: if the output is the input, a folder, a device/FIFO, or not writable.
+        OutputLockedError: if another run is writing the same output.
+        ResumeError: if ``resume`` finds a partial run of another input/normalisation/weights/options, or a corrupt
+            one.
+        DiskFullError: if the disk fills up while writing.
     """
-    out = Path(output)
-    source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
-                                                    num_heads, log)
-    if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm, source)
-        log(getattr(normalizer, 'describe', lambda: 'normalisation: none (input already normalised)')())
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    grid = TileGrid(source.height, source.width, tile, overlap, model.patch_size, model.patch_size)
-    d = model.embed_dim
-    hc, wc = grid.out_shape
-    spec = embedding_spec(out, model, wdesc, band_ids, dtype, layer, final_norm, tile, overlap,
-                          normalization_tags(normalizer))
-    fp = {'input': str(Path(input).resolve()), 'bands': band_ids, 'model': state_fingerprint(model),
-          'layer': layer, 'final_norm': final_norm, 'precision': precision, 'stats': str(stats), 'norm': norm}
-    nw = default_num_workers() if num_workers is None else num_workers
-    log(f'output: {out} ({d} bands {dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
-        f'{grid.tile_hw[1]} px, overlap {overlap} px, batch {batch_size}, {nw} workers, {dev} {precision}')
-    run = run_tiled(source, grid, _dense_fn(model, plan, dev, precision, layer, final_norm), d, [spec],
-                    normalize=normalizer, batch_size=batch_size, num_workers=nw, resume=resume, fingerprint=fp,
-                    progress=progress, on_batch=on_batch, compress=compress)
-    if run.resumed_from:
-        log(f'resumed at tile {run.resumed_from} of {run.tiles_total}')
-    log(f'wrote {out} ({run.tiles_run} tiles in {run.seconds:.1f} s, {run.tiles_run / max(run.seconds, 1e-9):.2f} '
-        'tiles/s)')
-    res = EmbedResult(out, band_ids, d, (d, hc, wc), run)
-    if preview is not None:
-        from .preview import write_preview
+    tiling = TilingOptions(tile, overlap, batch_size, num_workers, compress)
+    encoder = EncoderSpec(weights, model, num_heads, device, precision)
+    dense = DenseOptions(dtype, layer, final_norm)
+    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                        require_crs=require_crs)
+    try:
+        return embed_job(job, output, encoder, tiling, dense, preview=preview, resume=resume, progress=progress,
+                         on_batch=on_batch, log=log)
+    finally:
+        job.close()
 
-        res.preview = write_preview(source, band_ids, out, Path(preview), title=f'{Path(input).name} — {wdesc}')
-        log(f'wrote preview {res.preview}')
-    source.close()
-    return res
+
+def check_vector_output(path: Path) -> None:
+    """Refuse a ``pool_raster`` output whose suffix is not GeoParquet or CSV."""
+    if path.suffix.lower() not in VECTOR_SUFFIXES:
+        raise OptionError(f'--pool writes one vector per tile as GeoParquet or CSV: give an output ending in '
+                          f'{", ".join(VECTOR_SUFFIXES)}, not {path.name!r} (the dense raster is written without '
+                          '--pool)')
+
+
+def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec, tiling: TilingOptions,
+             pool: str = 'mean', *, progress: bool = True, log: Callable[[str], None] = print) -> EmbedResult:
+    """:func:`pool_raster` on parameter objects (tiles do not overlap: ``tiling.overlap`` must be 0)."""
+    check_choice('pool', pool, POOLS)
+    if tiling.overlap:
+        raise OptionError('--pool embeds non-overlapping tiles: drop --overlap')
+    out = Path(output)
+    check_vector_output(out)
+    check_outputs([('output', out)], job.input_files())
+    model, wdesc = encoder.load()
+    job = for_model(job, model)
+    dev = encoder.torch_device
+    model = model.to(dev).eval()
+    src, plan = job.source, job.plan
+    grid = TileGrid(src.height, src.width, tiling.tile, 0, model.patch_size, model.patch_size)
+    _describe(job, wdesc, log)
+    nw = tiling.workers
+    loader = DataLoader(TileDataset(src, grid, job.normalizer), batch_size=tiling.batch_size, num_workers=nw,
+                        worker_init_fn=worker_init if nw else None)
+    rows: list[tuple[int, int, int, int, int, np.ndarray]] = []
+    th, tw = grid.tile_hw
+    with OutputLock([out]):
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(grid), unit='tile', desc='tiles')
+        try:
+            with torch.inference_mode():
+                for x, m, idx in loader:
+                    mask = None if bool(m.all()) else m
+                    valid = token_validity(mask, plan, tuple(x.shape), model.patch_size)
+                    xd = x.to(dev)
+                    md = mask.to(dev) if mask is not None else None
+                    with autocast(dev, encoder.precision):  # type: ignore[arg-type]
+                        feats = model.forward_features(xd, bands=plan, band_mask=md).float().cpu()
+                    if pool == 'cls':
+                        vec = feats[:, 0]
+                    else:
+                        tok = feats[:, 1:]
+                        v = valid.reshape(len(x), -1, 1).float()
+                        vec = (tok * v).sum(1) / v.sum(1).clamp_min(1)
+                    for b, i in enumerate(idx.tolist()):
+                        if not bool(valid[b].any()):
+                            continue
+                        r0, c0 = grid.origin(i)
+                        h, w = min(th, src.height - r0), min(tw, src.width - c0)
+                        rows.append((i, r0, c0, h, w, vec[b].numpy()))
+                    if bar is not None:
+                        bar.update(len(idx))
+        except SmartiesError as err:
+            raise unwrap_worker_error(err) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        _write_vectors(out, rows, src, pool, log)
+    return EmbedResult(out, job.band_ids, model.embed_dim, (len(rows), model.embed_dim))
 
 
 def pool_raster(
@@ -254,101 +396,67 @@ def pool_raster(
 
     ``pool='mean'``: mean of the tile's valid patch tokens (last block, final norm applied — the release's
     ``global_pool=True`` feature); ``'cls'``: the CLS token after the final norm. The output format follows
-    the suffix: ``.parquet`` (GeoParquet via geopandas, geometry in the raster's CRS) or ``.csv`` (WKT
-    geometry); GeoParquet falls back to CSV with a message when geopandas/pyarrow are missing. Tiles with no
-    valid pixel are skipped.
+    the suffix: ``.parquet``/``.geoparquet`` (GeoParquet via geopandas, geometry in the raster's CRS) or ``.csv``
+    (WKT geometry); other suffixes are refused. Footprints are the tiles' four transformed corners (exact for
+    rotated or sheared grids). GeoParquet falls back to CSV with a message when geopandas/pyarrow are missing.
+    Tiles with no valid pixel are skipped. The output is locked for the run and written atomically.
+
+    Raises:
+        OptionError: for an unknown *pool*, an output suffix other than GeoParquet/CSV, or another invalid option.
+        OutputError, OutputLockedError: see :func:`embed_raster`.
     """
-    from torch.utils.data import DataLoader
+    check_choice('pool', pool, POOLS)
+    tiling = TilingOptions(tile, 0, batch_size, num_workers)
+    encoder = EncoderSpec(weights, model, num_heads, device, precision)
+    check_vector_output(Path(output))
+    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                        require_crs=require_crs)
+    try:
+        return pool_job(job, output, encoder, tiling, pool, progress=progress, log=log)
+    finally:
+        job.close()
 
-    from .engine import TileDataset
 
-    out = Path(output)
-    source, band_ids, model, wdesc, plan = _prepare(input, out, model, weights, bands, sensor, require_crs,
-                                                    num_heads, log)
-    if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm, source)
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    grid = TileGrid(source.height, source.width, tile, 0, model.patch_size, model.patch_size)
-    nw = default_num_workers() if num_workers is None else num_workers
-    loader = DataLoader(TileDataset(source, grid, normalizer), batch_size=batch_size, num_workers=nw)
-    rows: list[tuple[int, int, int, int, int, np.ndarray]] = []
-    th, tw = grid.tile_hw
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+def tile_footprints(source: RasterSource, windows: list[tuple[int, int, int, int]]) -> list[Any]:
+    """Footprint polygons (in the raster's CRS) of pixel windows ``(row_off, col_off, height, width)``.
 
-        bar = tqdm(total=len(grid), unit='tile', desc='tiles')
-    with torch.inference_mode():
-        for x, m, idx in loader:
-            mask = None if bool(m.all()) else m
-            valid = token_validity(mask, plan, tuple(x.shape), model.patch_size)
-            xd = x.to(dev)
-            md = mask.to(dev) if mask is not None else None
-            with autocast(dev, precision):
-                feats = model.forward_features(xd, bands=plan, band_mask=md).float().cpu()
-            if pool == 'cls':
-                vec = feats[:, 0]
-            else:
-                tok = feats[:, 1:]
-                v = valid.reshape(len(x), -1, 1).float()
-                vec = (tok * v).sum(1) / v.sum(1).clamp_min(1)
-            for b, i in enumerate(idx.tolist()):
-                if not bool(valid[b].any()):
-                    continue
-                r0, c0 = grid.origin(i)
-                h, w = min(th, source.height - r0), min(tw, source.width - c0)
-                rows.append((i, r0, c0, h, w, vec[b].numpy()))
-            if bar is not None:
-                bar.update(len(idx))
-    if bar is not None:
-        bar.close()
-    _write_vectors(out, rows, source, band_ids, wdesc, pool, log)
-    source.close()
-    return EmbedResult(out, band_ids, model.embed_dim, (len(rows), model.embed_dim))
+    The four corners are transformed, so footprints on rotated or sheared grids are exact, not bounding boxes.
+    """
+    from shapely.geometry import Polygon
+
+    t = source.transform
+    return [Polygon([t @ (c0, r0), t @ (c0 + w, r0), t @ (c0 + w, r0 + h), t @ (c0, r0 + h)])
+            for r0, c0, h, w in windows]
 
 
 def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarray]], source: RasterSource,
-                   band_ids: tuple[str, ...], wdesc: str, pool: str, log: Callable[[str], None]) -> None:
-    from shapely.geometry import box
-
-    t = source.transform
-    geoms = []
-    for _, r0, c0, h, w, _v in rows:
-        x0, y0 = t @ (c0, r0)
-        x1, y1 = t @ (c0 + w, r0 + h)
-        geoms.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-    tmp = out.with_name(out.name + '.partial')
+                   pool: str, log: Callable[[str], None]) -> None:
+    geoms = tile_footprints(source, [(r[1], r[2], r[3], r[4]) for r in rows])
     emb = np.stack([r[5] for r in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
     meta = {'tile': [r[0] for r in rows], 'row_off': [r[1] for r in rows], 'col_off': [r[2] for r in rows],
             'height': [r[3] for r in rows], 'width': [r[4] for r in rows]}
-    try:
-        if out.suffix.lower() in ('.parquet', '.geoparquet'):
-            try:
-                import geopandas as gpd
-            except ImportError:
-                out = out.with_suffix('.csv')
-                tmp = out.with_name(out.name + '.partial')
-                log(f'geopandas is not installed: writing CSV instead ({out})')
-            else:
-                gdf = gpd.GeoDataFrame(meta, geometry=geoms, crs=source.crs.to_wkt() if source.crs else None)
-                gdf['embedding'] = list(emb)
-                gdf.attrs = {}
+    d = emb.shape[1] if rows else 0
+    if out.suffix.lower() in ('.parquet', '.geoparquet'):
+        try:
+            import geopandas as gpd
+        except ImportError:
+            out = out.with_suffix('.csv')
+            log(f'geopandas is not installed: writing CSV instead ({out})')
+        else:
+            gdf = gpd.GeoDataFrame(meta, geometry=geoms, crs=source.crs.to_wkt() if source.crs else None)
+            gdf['embedding'] = list(emb)
+            gdf.attrs = {}
+            with atomic_target(out) as tmp:
                 gdf.to_parquet(tmp, index=False, schema_version=None)
-                os.replace(tmp, out)
-                log(f'wrote {out} ({len(rows)} tiles × {emb.shape[1] if rows else 0}-d {pool} embeddings, GeoParquet)')
-                return
-        import csv
+            log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, GeoParquet)')
+            return
+    import csv
 
+    with atomic_target(out) as tmp:
         with open(tmp, 'w', newline='') as f:
             wr = csv.writer(f)
-            d = emb.shape[1] if rows else 0
             wr.writerow([*meta, 'geometry', *(f'emb_{i:04d}' for i in range(d))])
             for k, g in enumerate(geoms):
                 wr.writerow([*(meta[c][k] for c in meta), g.wkt, *(f'{v:.7g}' for v in emb[k])])
-        os.replace(tmp, out)
-        crs = source.crs.to_string() if source.crs else 'none'
-        log(f'wrote {out} ({len(rows)} tiles × {emb.shape[1] if rows else 0}-d {pool} embeddings, CSV, CRS {crs})')
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    crs = source.crs.to_string() if source.crs else 'none'
+    log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, CSV, CRS {crs})')

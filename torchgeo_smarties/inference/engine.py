@@ -2,7 +2,7 @@
 
 The engine reads tiles in row-major order through a :class:`torch.utils.data.DataLoader`
 (workers read and normalise the next tiles while the model runs), blends each tile's output
-into a small accumulator of pending output rows, and streams finished rows out:
+into a :class:`BlendAccumulator` of pending output rows, and streams finished rows out:
 
 * to a raw row-major store ``<output>.partial/data.f32`` (``(rows, cols, bands)`` float32), and
 * to the GeoTIFF(s), one complete block row at a time (so GDAL's writes are the same whatever the
@@ -11,8 +11,11 @@ into a small accumulator of pending output rows, and streams finished rows out:
 After each batch that finishes output rows, the accumulator and the position are check-pointed
 (``progress.json`` + ``carry-<tile>.npz``). ``resume=True`` restarts from that point: finished
 rows are replayed from the raw store, the batches keep the same composition, and the result is
-byte-identical to an uninterrupted run. Outputs are written inside ``<output>.partial/`` and
-moved into place only when complete; the folder is removed on success.
+byte-identical to an uninterrupted run. ``progress.json`` records a fingerprint of the run (the
+input files' size, mtime and sampled-content hash, the normalisation, the weights and every option,
+see :func:`compare_fingerprints`); a resume whose fingerprint differs is refused with a
+:class:`~torchgeo_smarties.errors.ResumeError` naming what changed. Outputs are written inside
+``<output>.partial/`` and moved into place only when complete; the folder is removed on success.
 
 Memory: the prefetched batches (``batch_size × (workers + 1) × prefetch``), the model, and the
 pending accumulator ``(tile + tile - overlap) / out_scale`` rows × output width × bands.
@@ -24,7 +27,9 @@ import hashlib
 import json
 import math
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,20 +40,26 @@ import numpy as np
 import rasterio
 import torch
 from affine import Affine
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import InputError
+from ..errors import InputError, ResumeError, SmartiesError
+from .job import TilingOptions
+from .outputs import check_outputs, disk_full_error, is_disk_full
 from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('OutputSpec', 'TileDataset', 'TiledRun', 'block_rows', 'check_writable', 'output_profile', 'run_tiled',
-           'state_fingerprint', 'tile_contribution')
+__all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileDataset', 'TiledRun',
+           'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_tiled',
+           'state_fingerprint', 'tile_contribution', 'unwrap_worker_error', 'worker_init')
 
 #: A model step: (x (B, C, h, w) normalised, mask (B, C, h, w) bool or None) -> (out (B, K, h', w'), valid (B, h', w')).
 ModelFn = Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]
 Normalizer = Callable[[Tensor], Tensor]
+#: Version of the ``progress.json`` layout; partial runs of other versions are refused.
+FINGERPRINT_VERSION = 2
 
 
 @dataclass
@@ -77,14 +88,8 @@ class OutputSpec:
 
 
 def check_writable(path: Path) -> None:
-    """Raise :class:`InputError` unless a file can be created at *path* (checked before any work)."""
-    parent = path.resolve().parent
-    if path.is_dir():
-        raise InputError(f'output {str(path)!r} is a folder; give a file name such as {str(path / "out.tif")!r}')
-    if not parent.is_dir():
-        raise InputError(f'output folder {str(parent)!r} does not exist; create it first')
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f'output {str(path)!r} is not writable; choose another location with -o')
+    """Raise :class:`~torchgeo_smarties.errors.OutputError` unless a file can be created at *path*."""
+    check_outputs([('output', path)])
 
 
 class TileDataset(Dataset):  # type: ignore[type-arg]
@@ -100,7 +105,14 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
         i = self.start + k
         r0, c0 = self.grid.origin(i)
         th, tw = self.grid.tile_hw
-        vals, valid = self.source.read(Window(c0, r0, tw, th))
+        try:
+            vals, valid = self.source.read(Window(c0, r0, tw, th))
+        except (RasterioError, OSError) as err:  # the reader's typed errors pass through unchanged
+            raise InputError(
+                f'cannot read tile {i} (rows {r0}-{r0 + th}, cols {c0}-{c0 + tw}) of {", ".join(self.source.paths)}: '
+                f'{" ".join(str(err).split())[:200]}; the file may be truncated or corrupt (check it with '
+                'gdalinfo -checksum)'
+            ) from None
         x = torch.from_numpy(vals)
         m = torch.from_numpy(valid)
         if self.normalize is not None:
@@ -109,8 +121,24 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
         return x.float().contiguous(), m, i
 
 
-def _worker_init(_: int) -> None:
+def worker_init(_: int) -> None:
+    """DataLoader ``worker_init_fn``: one intra-op thread per worker (the model's threads stay in the main process)."""
     torch.set_num_threads(1)
+
+
+def unwrap_worker_error(err: SmartiesError) -> SmartiesError:
+    """The typed error raised in a DataLoader worker, without the worker's traceback that PyTorch adds to it.
+
+    PyTorch re-raises a worker's exception in the main process as ``type(err)(<header + formatted traceback>)``;
+    this returns ``type(err)(<original message>)`` so the CLI prints one line.
+    """
+    text = str(err)
+    if 'Original Traceback' not in text:
+        return err
+    cls = type(err)
+    marker = f'{cls.__module__}.{cls.__qualname__}: '
+    msg = text[text.rfind(marker) + len(marker):] if marker in text else text.strip().splitlines()[-1]
+    return cls(' '.join(msg.split()))
 
 
 def state_fingerprint(model: torch.nn.Module | None) -> str:
@@ -125,7 +153,7 @@ def state_fingerprint(model: torch.nn.Module | None) -> str:
     return h.hexdigest()
 
 
-class _BlockWriter:
+class BlockWriter:
     """Buffers finished rows until a whole GeoTIFF block row is complete, then writes it."""
 
     def __init__(self, spec: OutputSpec, tmp: Path, profile: dict[str, Any]) -> None:
@@ -143,6 +171,7 @@ class _BlockWriter:
         self.y0 = 0
 
     def add(self, rows: np.ndarray) -> None:
+        """Append finished rows (n, W, K); writes every block row that is complete."""
         self.buf.append(rows)
         n = sum(len(b) for b in self.buf)
         end = self.y0 + n
@@ -157,6 +186,7 @@ class _BlockWriter:
             n -= take
 
     def close(self) -> None:
+        """Close the dataset (flushes GDAL's cache)."""
         self.ds.close()
 
 
@@ -175,7 +205,7 @@ def output_profile(o: OutputSpec, source: RasterSource, grid: TileGrid, block: i
         'blockxsize': block, 'blockysize': block, 'compress': compress,
         'interleave': 'pixel' if o.count > 1 else 'band', 'BIGTIFF': 'IF_SAFER',
     }
-    if compress.lower() in ('deflate', 'lzw', 'zstd'):
+    if compress.lower() in ('deflate', 'lzw', 'zstd', 'lzma'):
         kind = np.dtype(o.dtype)
         if kind.kind in 'iu':
             profile['predictor'] = 2
@@ -210,6 +240,89 @@ def tile_contribution(grid: TileGrid, i: int, valid: np.ndarray,
     return r0 // s, c0 // s, wt * valid
 
 
+class BlendAccumulator:
+    """Blending sums of the output rows ``[y0, y0 + rows)``: ``acc = Σ w·out`` (rows, W, K), ``wsum = Σ w`` (rows, W).
+
+    One implementation for the single-process engine (a window of pending rows that slides down the raster:
+    :meth:`pop`) and the DDP path (each rank's span of rows, memory-mapped: pass the arrays). Additions are
+    vectorised per tile, in float32, in tile order, so equal tile sequences give equal bits.
+
+    Args:
+        acc: ``(rows, W, K)`` float32 sums (may be a view of a memory map).
+        wsum: ``(rows, W)`` float32 weight sums.
+        y0: the output row of ``acc[0]``.
+    """
+
+    def __init__(self, acc: np.ndarray, wsum: np.ndarray, y0: int = 0) -> None:
+        self.acc, self.wsum, self.y0 = acc, wsum, y0
+        self._cache: dict[tuple[bool, ...], np.ndarray] = {}
+
+    @classmethod
+    def zeros(cls, rows: int, width: int, channels: int, y0: int = 0) -> 'BlendAccumulator':
+        """An empty accumulator of *rows* × *width* cells with *channels* values each."""
+        return cls(np.zeros((rows, width, channels), np.float32), np.zeros((rows, width), np.float32), y0)
+
+    @property
+    def rows(self) -> int:
+        """Number of rows held."""
+        return int(self.acc.shape[0])
+
+    def _ensure(self, end: int) -> None:
+        if end > self.y0 + self.rows:
+            extra = end - self.y0 - self.rows
+            _, w, k = self.acc.shape
+            self.acc = np.concatenate([self.acc, np.zeros((extra, w, k), np.float32)])
+            self.wsum = np.concatenate([self.wsum, np.zeros((extra, w), np.float32)])
+
+    def add(self, y: int, x: int, out: np.ndarray, weights: np.ndarray) -> None:
+        """Add one tile: *out* (h, w, K) with *weights* (h, w) at output row *y*, column *x*."""
+        h, w = weights.shape
+        self._ensure(y + h)
+        r = y - self.y0
+        self.acc[r:r + h, x:x + w] += weights[..., None] * out
+        self.wsum[r:r + h, x:x + w] += weights
+
+    def add_tiles(self, grid: TileGrid, tiles: Sequence[int], out: np.ndarray, valid: np.ndarray) -> None:
+        """Add a batch of tiles of *grid*: *out* (B, h, w, K), output validity *valid* (B, h, w)."""
+        for b, i in enumerate(tiles):
+            y, x, wv = tile_contribution(grid, i, valid[b], self._cache)
+            self.add(y, x, out[b], wv)
+
+    def blended(self, lo: int, hi: int) -> np.ndarray:
+        """Blended values (hi - lo, W, K) of rows ``[lo, hi)``: ``acc / wsum``, NaN where no tile has weight."""
+        a, ws = self.acc[lo - self.y0:hi - self.y0], self.wsum[lo - self.y0:hi - self.y0]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            vals = a / ws[..., None]
+        vals[ws == 0] = np.nan
+        return vals
+
+    def merge(self, other: 'BlendAccumulator') -> None:
+        """Add the sums of *other* on the rows both hold."""
+        lo, hi = max(self.y0, other.y0), min(self.y0 + self.rows, other.y0 + other.rows)
+        if lo < hi:
+            self.acc[lo - self.y0:hi - self.y0] += other.acc[lo - other.y0:hi - other.y0]
+            self.wsum[lo - self.y0:hi - self.y0] += other.wsum[lo - other.y0:hi - other.y0]
+
+    def pop(self, limit: int) -> np.ndarray:
+        """Blended values of rows ``[y0, limit)``, which are then dropped (the window starts at *limit*)."""
+        limit = max(limit, self.y0)
+        self._ensure(limit)
+        vals = self.blended(self.y0, limit)
+        n = limit - self.y0
+        self.acc, self.wsum, self.y0 = self.acc[n:], self.wsum[n:], limit
+        return vals
+
+    def save(self, path: Path) -> None:
+        """Write the accumulator to an ``.npz`` file (see :meth:`load`)."""
+        np.savez(path, y0=np.int64(self.y0), acc=self.acc, w=self.wsum)
+
+    @classmethod
+    def load(cls, path: Path) -> 'BlendAccumulator':
+        """Read an accumulator written by :meth:`save`."""
+        with np.load(path) as z:
+            return cls(z['acc'].astype(np.float32, copy=True), z['w'].astype(np.float32, copy=True), int(z['y0']))
+
+
 @dataclass
 class TiledRun:
     """What :func:`run_tiled` did: tiles processed now / in total, seconds, the outputs written."""
@@ -221,6 +334,157 @@ class TiledRun:
     resumed_from: int = 0
 
 
+def compare_fingerprints(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What differs between a partial run's fingerprint *old* and this run's *new*, in words (None if equal)."""
+    if old == new:
+        return None
+    oi, ni = old.get('input'), new.get('input')
+    if oi != ni:
+        if not isinstance(oi, list) or not isinstance(ni, list) or len(oi) != len(ni) \
+                or [f.get('file') for f in oi] != [f.get('file') for f in ni]:
+            return 'the input is another file (or other files) than in the partial run'
+        for a, b in zip(oi, ni):
+            if a == b:
+                continue
+            name = b['file']
+            if a.get('size') != b.get('size'):
+                return (f'the input file {name!r} changed since the partial run (size {a.get("size")} → '
+                        f'{b["size"]} bytes)')
+            if a.get('sha1') != b.get('sha1'):
+                return f'the input file {name!r} changed since the partial run (its content differs)'
+            return (f'the input file {name!r} changed since the partial run (modified: mtime_ns {a.get("mtime_ns")} → '
+                    f'{b["mtime_ns"]})')
+    labels = {'bands': 'the band list', 'normalization': 'the normalisation (statistics)',
+              'weights': 'the model weights'}
+    for key, label in labels.items():
+        if old.get(key) != new.get(key):
+            a, b = old.get(key), new.get(key)
+            if key == 'weights':
+                return f'{label} changed since the partial run (state hash {str(a)[:12]}… → {str(b)[:12]}…)'
+            if key == 'bands':
+                return f'{label} changed since the partial run ({a} → {b})'
+            return f'{label} changed since the partial run'
+    oo, no = old.get('options', {}), new.get('options', {})
+    diffs = [f'{k} {oo.get(k)!r} → {no.get(k)!r}' for k in sorted(set(oo) | set(no)) if oo.get(k) != no.get(k)]
+    if diffs:
+        return 'options changed since the partial run: ' + ', '.join(diffs)
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return f'the run differs from the partial run ({", ".join(keys)})'
+
+
+class _Store:
+    """The work folder of a run: raw row store, checkpoints, the GeoTIFFs being written."""
+
+    def __init__(self, work: Path, grid: TileGrid, channels: int, fingerprint: dict[str, Any]) -> None:
+        self.work, self.grid, self.channels, self.fp = work, grid, channels, fingerprint
+        self.row_bytes = grid.out_shape[1] * channels * 4
+        self.fd = -1
+        self.checkpoints = 0
+
+    def start(self, resume: bool) -> tuple[int, int, BlendAccumulator]:
+        """Open (resume) or create the work folder: ``(next tile, rows done, accumulator)``."""
+        wp = self.grid.padded_out_shape[1]
+        prog = self.work / 'progress.json'
+        if resume and prog.is_file():
+            start, rows_done, acc = self._load(prog)
+        else:
+            if self.work.exists():
+                shutil.rmtree(self.work) if self.work.is_dir() else self.work.unlink()
+            self.work.mkdir(parents=True)
+            start, rows_done, acc = 0, 0, BlendAccumulator.zeros(0, wp, self.channels)
+        self.fd = os.open(self.work / 'data.f32', os.O_RDWR | os.O_CREAT, 0o644)
+        return start, rows_done, acc
+
+    def _corrupt(self, detail: str) -> ResumeError:
+        return ResumeError(f'the partial run in {str(self.work)!r} is corrupt ({detail}); remove it with '
+                           f'rm -r {str(self.work)!r} and rerun without --resume')
+
+    def _load(self, prog: Path) -> tuple[int, int, BlendAccumulator]:
+        try:
+            state = json.loads(prog.read_text())
+            old, start, rows_done, carry = (state['fingerprint'], int(state['next_tile']), int(state['rows_done']),
+                                            str(state['carry']))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise self._corrupt(f'unreadable progress.json: {type(err).__name__}: {err}') from None
+        if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
+            raise ResumeError(f'the partial run in {str(self.work)!r} was written by another version of '
+                              'torchgeo_smarties; rerun without --resume to start over')
+        what = compare_fingerprints(old, self.fp)
+        if what is not None:
+            raise ResumeError(f'cannot resume from {str(self.work)!r}: {what}; rerun with the same input and options, '
+                              f'or without --resume to start over (or rm -r {str(self.work)!r})')
+        raw = self.work / 'data.f32'
+        if not 0 <= start <= len(self.grid) or not 0 <= rows_done <= self.grid.out_shape[0]:
+            raise self._corrupt(f'position {start}/{rows_done} out of range')
+        if not raw.is_file() or raw.stat().st_size < rows_done * self.row_bytes:
+            raise self._corrupt(f'{raw.name} is missing or shorter than the {rows_done} rows it should hold')
+        try:
+            acc = BlendAccumulator.load(self.work / carry)
+        except Exception as err:  # numpy raises OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError...
+            raise self._corrupt(f'unreadable carry file {carry!r}: {type(err).__name__}') from None
+        if acc.acc.ndim != 3 or acc.acc.shape[1:] != (self.grid.padded_out_shape[1], self.channels):
+            raise self._corrupt(f'carry file {carry!r} has the wrong shape {acc.acc.shape}')
+        return start, rows_done, acc
+
+    def write_rows(self, y0: int, rows: np.ndarray) -> None:
+        """Store finished rows at row *y0* of the raw store."""
+        os.pwrite(self.fd, np.ascontiguousarray(rows, dtype=np.float32).tobytes(), y0 * self.row_bytes)
+
+    def read_rows(self, y0: int, n: int) -> np.ndarray:
+        """Rows ``[y0, y0 + n)`` of the raw store."""
+        buf = os.pread(self.fd, n * self.row_bytes, y0 * self.row_bytes)
+        return np.frombuffer(buf, dtype=np.float32).reshape(n, self.grid.out_shape[1], self.channels)
+
+    def checkpoint(self, next_tile: int, rows_done: int, acc: BlendAccumulator) -> None:
+        """Make the state after tile *next_tile* - 1 durable (raw store synced, carry, then progress.json)."""
+        os.fsync(self.fd)
+        name = f'carry-{next_tile}.npz'
+        tmp = self.work / (name + '.tmp.npz')
+        acc.save(tmp)
+        os.replace(tmp, self.work / name)
+        ptmp = self.work / 'progress.json.tmp'
+        ptmp.write_text(json.dumps({'version': FINGERPRINT_VERSION, 'fingerprint': self.fp, 'next_tile': next_tile,
+                                    'rows_done': rows_done, 'carry': name}, default=str))
+        os.replace(ptmp, self.work / 'progress.json')
+        for old in self.work.glob('carry-*.npz'):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        self.checkpoints += 1
+
+    def close(self) -> None:
+        """Close the raw store."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _fingerprint_dict(fingerprint: dict[str, Any] | None, grid: TileGrid, channels: int, tiling: TilingOptions,
+                      outputs: Sequence[OutputSpec]) -> dict[str, Any]:
+    fp = dict(fingerprint or {})
+    opts = dict(fp.pop('options', {}))
+    opts.update({'raster': [grid.height, grid.width], 'tile': grid.tile, 'overlap': grid.overlap,
+                 'patch': grid.patch, 'out_scale': grid.out_scale,
+                 'channels': channels, 'batch_size': tiling.batch_size, 'compress': tiling.compress,
+                 'block': tiling.block_size, 'outputs': [str(o.path) for o in outputs],
+                 'dtypes': [o.dtype for o in outputs]})
+    fp['options'] = opts
+    return json.loads(json.dumps(fp, sort_keys=True, default=str))  # as it reads back from progress.json
+
+
+def _check_space(work: Path, grid: TileGrid, channels: int, outputs: Sequence[OutputSpec], check: bool = True) -> int:
+    """Bytes the run writes at most (raw store + uncompressed outputs); refuses if the raw store cannot fit."""
+    hc, wc = grid.out_shape
+    raw = hc * wc * channels * 4
+    total = raw + sum(hc * wc * o.count * np.dtype(o.dtype).itemsize for o in outputs)
+    try:
+        free = shutil.disk_usage(work.absolute().parent).free
+    except OSError:
+        return total
+    if check and free < raw:
+        raise disk_full_error(outputs[0].path, total)
+    return total
+
+
 def run_tiled(
     source: RasterSource,
     grid: TileGrid,
@@ -229,17 +493,16 @@ def run_tiled(
     outputs: Sequence[OutputSpec],
     *,
     normalize: Normalizer | None = None,
-    batch_size: int = 8,
-    num_workers: int = 0,
+    tiling: TilingOptions | None = None,
     resume: bool = False,
     fingerprint: dict[str, Any] | None = None,
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
-    block_size: int = 64,
-    compress: str = 'deflate',
     workdir: Path | None = None,
 ) -> TiledRun:
     """Run *model_fn* over every tile of *grid* and write blended outputs.
+
+    The caller validates the outputs and holds their locks (:class:`~torchgeo_smarties.inference.outputs.OutputLock`).
 
     Args:
         source: the input raster.
@@ -248,153 +511,169 @@ def run_tiled(
         channels: number of values per output cell (K).
         outputs: the GeoTIFFs to write (all rendered from the same blended values).
         normalize: applied to each (1, C, h, w) float32 tile in the loader (workers).
-        batch_size: tiles per model call.
-        num_workers: DataLoader worker processes (0 = read in the main process).
+        tiling: batch size, workers, compression and block size (tile and overlap are *grid*'s).
         resume: continue from ``<first output>.partial/`` if it holds a compatible run.
-        fingerprint: settings that must match for ``resume`` (input, bands, model, …).
+        fingerprint: what must match for ``resume``: ``input``, ``bands``, ``normalization``, ``weights`` and
+            ``options`` (see :func:`compare_fingerprints`); the tiling options are added.
         progress: show a tqdm progress bar.
         on_batch: called after every check-pointed batch with (tiles done, tiles total).
-        block_size: GeoTIFF block size in cells (multiple of 16).
-        compress: GeoTIFF compression.
         workdir: where partial results live (default ``<first output>.partial``).
 
     Returns:
         A :class:`TiledRun`.
 
     Raises:
-        InputError: if ``resume`` finds an incompatible partial run.
+        ResumeError: if ``resume`` finds an incompatible or corrupt partial run.
+        DiskFullError: if the disk fills up (or cannot hold the raw store).
+        InputError: if a tile cannot be read.
     """
+    tiling = tiling or TilingOptions(grid.tile, grid.overlap)
     main = outputs[0].path
     work = workdir or main.with_name(main.name + '.partial')
-    hc, wc = grid.out_shape
-    hp, wp = grid.padded_out_shape
-    s = grid.out_scale
-    fp = json.dumps(
-        {**(fingerprint or {}), 'grid': [grid.height, grid.width, grid.tile, grid.overlap, grid.patch, s],
-         'channels': channels, 'batch_size': batch_size, 'outputs': [str(o.path) for o in outputs],
-         'dtypes': [o.dtype for o in outputs], 'compress': compress, 'block': block_size},
-        sort_keys=True, default=str,
-    )
-    start, rows_done, pending = 0, 0, {}
-    prog_file = work / 'progress.json'
-    if resume and prog_file.is_file():
-        state = json.loads(prog_file.read_text())
-        if state.get('fingerprint') != fp:
-            raise InputError(
-                f'the partial run in {str(work)!r} was started with other settings (input, bands, model, tiling or '
-                'outputs differ); rerun with the same options, or without --resume to start over'
-            )
-        start, rows_done = int(state['next_tile']), int(state['rows_done'])
-        with np.load(work / state['carry']) as z:
-            for r, a, w in zip(z['rows'], z['acc'], z['w']):
-                pending[int(r)] = (a.copy(), w.copy())
-    else:
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-    raw_path = work / 'data.f32'
-    row_bytes = wc * channels * 4
-    raw_fd = os.open(raw_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fp = _fingerprint_dict(fingerprint, grid, channels, tiling, outputs)
+    store = _Store(work, grid, channels, fp)
+    had_partial = resume and (work / 'progress.json').is_file()
+    needed = _check_space(work, grid, channels, outputs, check=not had_partial)
+    start, rows_done, acc = store.start(resume)
+    t0 = time.perf_counter()
+    writers: list[BlockWriter] = []
+    finished = False
+    try:
+        bs = block_rows(grid, tiling.block_size)
+        writers = [BlockWriter(o, work / o.path.name, output_profile(o, source, grid, bs, tiling.compress))
+                   for o in outputs]
+        _replay(store, writers, rows_done, bs)
+        done = _loop(store, writers, source, grid, model_fn, normalize, tiling, start, rows_done, acc, progress,
+                     on_batch)
+        for wr in writers:
+            wr.close()
+        writers = []
+        for o in outputs:
+            os.replace(work / o.path.name, o.path)
+        finished = True
+    except SmartiesError as err:
+        raise unwrap_worker_error(err) from None
+    except Exception as err:
+        if is_disk_full(err):
+            raise disk_full_error(main, needed) from None
+        raise
+    finally:
+        for wr in writers:
+            wr.close()
+        store.close()
+        if finished or (not had_partial and store.checkpoints == 0):
+            shutil.rmtree(work, ignore_errors=True)  # done, or failed before anything worth resuming
+    return TiledRun(done - start, len(grid), time.perf_counter() - t0, [o.path for o in outputs], start)
 
-    bs = block_rows(grid, block_size)
-    writers = [_BlockWriter(o, work / o.path.name, output_profile(o, source, grid, bs, compress)) for o in outputs]
 
-    def emit(y0: int, rows: np.ndarray, to_raw: bool) -> None:
-        if to_raw:
-            os.pwrite(raw_fd, np.ascontiguousarray(rows, dtype=np.float32).tobytes(), y0 * row_bytes)
+def _replay(store: _Store, writers: Sequence[BlockWriter], rows_done: int, chunk: int) -> None:
+    """Feed the rows finished by an interrupted run to the writers again (same block-row writes as the first time)."""
+    for y in range(0, rows_done, chunk):
+        rows = store.read_rows(y, min(chunk, rows_done - y))
         for wr in writers:
             wr.add(rows)
 
-    # replay rows already finished in the interrupted run (same block-row writes as the first time)
-    chunk = max(1, bs)
-    for y in range(0, rows_done, chunk):
-        n = min(chunk, rows_done - y)
-        buf = os.pread(raw_fd, n * row_bytes, y * row_bytes)
-        emit(y, np.frombuffer(buf, dtype=np.float32).reshape(n, wc, channels), False)
 
-    total = len(grid)
-    t0 = time.perf_counter()
+class _Sink:
+    """Writes finished rows and checkpoints in a background thread, in submission order, behind a bounded queue.
+
+    GDAL's compression and the raw-store writes release the GIL, so they overlap with the model and the reads. An
+    error in the thread is re-raised in the caller at the next :meth:`put`, :meth:`flush` or :meth:`close`.
+    """
+
+    def __init__(self, maxsize: int = 2) -> None:
+        self._q: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize)
+        self._err: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name='smarties-writer', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            try:
+                if item is None:
+                    return
+                if self._err is None:
+                    item[0](*item[1])
+            except BaseException as err:  # re-raised in the caller's thread
+                self._err = err
+            finally:
+                self._q.task_done()
+
+    def _raise(self) -> None:
+        if self._err is not None:
+            err, self._err = self._err, None
+            raise err
+
+    def put(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue ``fn(*args)`` (blocks while the queue is full)."""
+        self._raise()
+        self._q.put((fn, args))
+
+    def flush(self) -> None:
+        """Wait until everything queued is done."""
+        self._q.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Finish the queued work and stop the thread."""
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        self._raise()
+
+
+def _emit(store: '_Store', writers: Sequence[BlockWriter], y0: int, rows: np.ndarray) -> None:
+    store.write_rows(y0, rows)
+    for wr in writers:
+        wr.add(rows)
+
+
+def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, grid: TileGrid, model_fn: ModelFn,
+          normalize: Normalizer | None, tiling: TilingOptions, start: int, rows_done: int, acc: BlendAccumulator,
+          progress: bool, on_batch: Callable[[int, int], None] | None) -> int:
+    """Run the model on tiles ``start..``, blend, stream finished rows out, checkpoint; returns the tiles done."""
+    hc, wc = grid.out_shape
+    hp = grid.padded_out_shape[0]
+    s, total = grid.out_scale, len(grid)
+    nw = tiling.workers
     loader = DataLoader(
-        TileDataset(source, grid, normalize, start), batch_size=batch_size, num_workers=num_workers,
-        worker_init_fn=_worker_init if num_workers else None, persistent_workers=False,
-        prefetch_factor=2 if num_workers else None,
+        TileDataset(source, grid, normalize, start), batch_size=tiling.batch_size, num_workers=nw,
+        worker_init_fn=worker_init if nw else None, persistent_workers=False, prefetch_factor=2 if nw else None,
     )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=start, unit='tile', desc='tiles', dynamic_ncols=True)
-    weights_cache: dict[tuple[bool, ...], np.ndarray] = {}
     done = start
+    batches = iter(loader)  # forks the workers before the writer thread exists (fork with threads can deadlock)
+    sink = _Sink()
     try:
-        for x, m, idx in loader:
+        for x, m, idx in batches:
             mask = None if bool(m.all()) else m
             out_t, valid_t = model_fn(x, mask)
             out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
-            valid = valid_t.detach().cpu().numpy()
-            for b, i in enumerate(idx.tolist()):
-                y0, x0, wv = tile_contribution(grid, i, valid[b], weights_cache)
-                h, w = wv.shape
-                for r in range(h):
-                    a = pending.get(y0 + r)
-                    if a is None:
-                        a = pending[y0 + r] = (np.zeros((wp, channels), np.float32), np.zeros(wp, np.float32))
-                    a[0][x0:x0 + w] += wv[r][:, None] * out[b, r]
-                    a[1][x0:x0 + w] += wv[r]
+            acc.add_tiles(grid, idx.tolist(), out, valid_t.detach().cpu().numpy())
             done = int(idx[-1]) + 1
             limit = hp if done >= total else grid.row_origins[grid.tile_row(done)] // s
-            finished = sorted(y for y in pending if y < limit)
-            if finished:
-                assert finished[0] == rows_done or rows_done == hc, 'rows must finish in order'
-                acc = np.stack([pending[y][0] for y in finished])
-                wsum = np.stack([pending[y][1] for y in finished])
-                for y in finished:
-                    del pending[y]
-                with np.errstate(invalid='ignore', divide='ignore'):
-                    vals = acc / wsum[..., None]
-                vals[wsum == 0] = np.nan
-                keep = [k for k, y in enumerate(finished) if y < hc]
-                if keep:
-                    emit(finished[keep[0]], vals[keep[0]:keep[-1] + 1, :wc], True)
-                rows_done = min(hc, finished[-1] + 1)
-                _checkpoint(work, fp, done, rows_done, pending, raw_fd)
+            if limit > acc.y0:
+                y_first = acc.y0
+                vals = acc.pop(limit)  # a new array: safe to hand to the writer thread
+                n = min(limit, hc) - y_first
+                if n > 0:
+                    sink.put(_emit, store, writers, y_first, vals[:n, :wc])
+                rows_done = min(hc, limit)
+                snapshot = BlendAccumulator(acc.acc.copy(), acc.wsum.copy(), acc.y0)  # later tiles add to acc
+                sink.put(store.checkpoint, done, rows_done, snapshot)
                 if on_batch is not None:
+                    sink.flush()  # the callback sees a durable checkpoint
                     on_batch(done, total)
             if bar is not None:
                 bar.update(len(idx))
-    except BaseException:
-        for wr in writers:
-            wr.close()
-        os.close(raw_fd)
-        raise
+        sink.close()
     finally:
+        sink.close()  # an interrupted run still completes the writes and checkpoints already queued
         if bar is not None:
             bar.close()
-    for wr in writers:
-        wr.close()
-    os.close(raw_fd)
-    for o in outputs:
-        os.replace(work / o.path.name, o.path)
-    shutil.rmtree(work, ignore_errors=True)
-    return TiledRun(done - start, total, time.perf_counter() - t0, [o.path for o in outputs], start)
-
-
-def _checkpoint(work: Path, fp: str, next_tile: int, rows_done: int,
-                pending: dict[int, tuple[np.ndarray, np.ndarray]], raw_fd: int) -> None:
-    os.fsync(raw_fd)
-    rows = sorted(pending)
-    name = f'carry-{next_tile}.npz'
-    tmp = work / (name + '.tmp.npz')
-    wp = next(iter(pending.values()))[0].shape if pending else (0, 0)
-    np.savez(
-        tmp, rows=np.asarray(rows, dtype=np.int64),
-        acc=np.stack([pending[r][0] for r in rows]) if rows else np.zeros((0, *wp), np.float32),
-        w=np.stack([pending[r][1] for r in rows]) if rows else np.zeros((0, wp[0]), np.float32),
-    )
-    os.replace(tmp, work / name)
-    ptmp = work / 'progress.json.tmp'
-    ptmp.write_text(json.dumps({'fingerprint': fp, 'next_tile': next_tile, 'rows_done': rows_done, 'carry': name}))
-    os.replace(ptmp, work / 'progress.json')
-    for old in work.glob('carry-*.npz'):
-        if old.name != name:
-            old.unlink(missing_ok=True)
+    return done

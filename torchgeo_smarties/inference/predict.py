@@ -4,6 +4,7 @@
 """
 
 import colorsys
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,13 +17,17 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, InputError
 from ..models import SMARTIESViT, load_checkpoint
-from .embed import Precision, _prepare, autocast, default_num_workers, make_normalizer, token_validity
+from .embed import Precision, autocast, for_model, token_validity
 from .engine import OutputSpec, TiledRun, run_tiled, state_fingerprint
+from .job import EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .outputs import OutputLock, check_outputs
 from .tiling import TileGrid
 
-__all__ = ('PredictResult', 'colour_table', 'load_head', 'predict_raster')
+__all__ = ('MODES', 'PredictResult', 'colour_table', 'load_head', 'predict_raster', 'probabilities_path')
 
 Mode = Literal['segmentation', 'classification']
+#: Output modes of :func:`predict_raster`.
+MODES = ('segmentation', 'classification')
 
 
 @dataclass
@@ -121,57 +126,87 @@ def predict_raster(
       patch token (a map on the 16-px grid), classification to the CLS token.
 
     Probabilities (softmax) are blended across tile overlaps like embeddings; the class is their argmax.
-    Writes ``OUTPUT`` (class ids) and ``<OUTPUT stem>_probs.tif``.
+    Writes ``OUTPUT`` (class ids) and ``<OUTPUT stem>_probs.tif``, both locked for the run and moved into place
+    atomically. A thin wrapper building the parameter objects of :mod:`~torchgeo_smarties.inference.job`.
 
     Raises:
+        OptionError, DeviceError: for an invalid option (before anything is read).
         InputError, CheckpointError, BandCountError: on bad input, before anything is written.
+        OutputError, OutputLockedError, ResumeError, DiskFullError: see
+            :func:`~torchgeo_smarties.inference.embed_raster`.
     """
-    out = Path(output)
-    probs_path = out.with_name(out.stem + '_probs' + (out.suffix or '.tif'))
     if sum(x is not None for x in (model, checkpoint, head)) != 1:
         raise InputError('give exactly one of --checkpoint (Lightning task) or --head (with --weights), or model=')
-    enc_for_prepare = encoder
-    if head is not None and encoder is None:
-        from .weights import load_encoder
+    if mode is not None:
+        check_choice('mode', mode, MODES)
+    # the overlap default depends on the mode, known once the model is loaded: validate with the explicit value
+    tiling = TilingOptions(tile, 0 if overlap is None else overlap, batch_size, num_workers, compress)
+    spec = EncoderSpec(weights, encoder, num_heads, device, precision)
+    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                        require_crs=require_crs)
+    try:
+        return _predict(job, Path(output), _ModelChoice(model, checkpoint, head, mode, classes), spec, tiling,
+                        overlap is None, resume=resume, progress=progress, on_batch=on_batch, log=log)
+    finally:
+        job.close()
 
-        enc_for_prepare, wdesc = load_encoder(weights, num_heads=num_heads)
-        weights = wdesc
-    dummy = enc_for_prepare or SMARTIESViT(embed_dim=16, depth=1, num_heads=1, img_size=16)
-    source, band_ids, enc, wdesc, plan = _prepare(input, out, dummy, weights or 'fine-tuned model', bands, sensor,
-                                                  require_crs, num_heads, log)
-    check_dir = probs_path
-    if check_dir.exists() and not os.access(check_dir, os.W_OK):
-        raise InputError(f'{str(check_dir)!r} is not writable')
-    if normalizer is None:
-        normalizer = make_normalizer(band_ids, stats, norm)
-    dev = torch.device(device)
 
+@dataclass(frozen=True)
+class _ModelChoice:
+    """Which fine-tuned model :func:`predict_raster` runs (exactly one of model, checkpoint, head)."""
+
+    model: nn.Module | None
+    checkpoint: str | None
+    head: str | nn.Module | None
+    mode: Mode | None
+    classes: Sequence[str] | None
+
+
+def probabilities_path(out: Path) -> Path:
+    """Where :func:`predict_raster` writes the probabilities of class map *out*: ``<stem>_probs<suffix>``."""
+    return out.with_name(out.stem + '_probs' + (out.suffix or '.tif'))
+
+
+def _predict(job: EmbedJob, out: Path, choice: _ModelChoice, spec: EncoderSpec, tiling: TilingOptions,
+             default_overlap: bool, *, resume: bool, progress: bool, on_batch: Callable[[int, int], None] | None,
+             log: Callable[[str], None]) -> PredictResult:
+    probs_path = probabilities_path(out)
+    check_outputs([('output', out), ('probabilities', probs_path)], job.input_files())
+    dev = spec.torch_device
+    mode = choice.mode
     net: nn.Module
-    if checkpoint is not None:
-        net, ck_mode = _load_task(checkpoint, band_ids)
+    wdesc = spec.weights or 'fine-tuned model'
+    if choice.checkpoint is not None:
+        net, ck_mode = _load_task(choice.checkpoint, job.band_ids)
         mode = mode or ck_mode
-        log(f'model: {checkpoint} ({type(net).__name__}, {mode})')
-    elif head is not None:
-        lin = load_head(head) if not isinstance(head, nn.Module) else head
+        log(f'model: {choice.checkpoint} ({type(net).__name__}, {mode})')
+    elif choice.head is not None:
+        enc, wdesc = spec.load()
+        job = for_model(job, enc)
+        lin = load_head(choice.head) if not isinstance(choice.head, nn.Module) else choice.head
         if getattr(lin, 'in_features', enc.embed_dim) != enc.embed_dim:
             raise CheckpointError(f'the head expects {lin.in_features}-d features but the encoder gives '
                                   f'{enc.embed_dim}-d')
         mode = mode or 'segmentation'
-        net = _HeadModel(enc, lin, mode, plan)
-        log(f'model: encoder + linear head {head if isinstance(head, str) else type(head).__name__} ({mode})')
+        net = _HeadModel(enc, lin, mode, job.plan)
+        name = choice.head if isinstance(choice.head, str) else type(choice.head).__name__
+        log(f'model: encoder + linear head {name} ({mode})')
     else:
-        assert model is not None
-        net = model
+        assert choice.model is not None
+        net = choice.model
         mode = mode or 'segmentation'
+    log(f'weights: {wdesc}')
+    log('band mapping (channel  band -> learned projection):\n' + job.plan.describe())
     net = net.to(dev).eval()
-    if overlap is None:
-        overlap = 0 if mode == 'classification' else 32
+    if default_overlap:
+        tiling = dataclasses.replace(tiling, overlap=0 if mode == 'classification' else 32)
+    src, plan = job.source, job.plan
 
     # probe the output resolution and class count on a dummy tile
-    grid0 = TileGrid(source.height, source.width, tile, overlap)
+    grid0 = TileGrid(src.height, src.width, tiling.tile, tiling.overlap)
     th, tw = grid0.tile_hw
     with torch.inference_mode():
-        probe = _call(net, torch.zeros(1, len(band_ids), th, tw, device=dev), None)
+        probe = _call(net, torch.zeros(1, len(job.band_ids), th, tw, device=dev), None)
     k = int(probe.shape[1])
     if probe.ndim == 4:
         scale = th // int(probe.shape[2])
@@ -182,13 +217,14 @@ def predict_raster(
         scale = 16
     if k > 255:
         raise InputError(f'{k} classes do not fit a uint8 class map (max 255)')
-    grid = TileGrid(source.height, source.width, tile, overlap, 16, scale)
+    grid = TileGrid(src.height, src.width, tiling.tile, tiling.overlap, 16, scale)
+    precision = spec.precision
 
     @torch.inference_mode()
     def fn(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         xd = x.to(dev, non_blocking=True)
         md = mask.to(dev) if mask is not None else None
-        with autocast(dev, precision):
+        with autocast(dev, precision):  # type: ignore[arg-type]
             logits = _call(net, xd, md).float()
         p = logits.softmax(1)
         h, w = x.shape[-2] // scale, x.shape[-1] // scale
@@ -200,11 +236,12 @@ def predict_raster(
             valid = mask.any(1) if mask is not None else torch.ones(x.shape[0], h, w, dtype=torch.bool)
         return p.cpu(), valid
 
-    names = list(classes) if classes else [f'class_{i}' for i in range(k)]
+    names = list(choice.classes) if choice.classes else [f'class_{i}' for i in range(k)]
     if len(names) != k:
         raise InputError(f'{len(names)} class names for a {k}-class model')
-    tags = {'SMARTIES_MODEL': str(checkpoint or head or type(net).__name__), 'SMARTIES_BANDS': ','.join(band_ids),
-            'SMARTIES_MODE': mode, 'SMARTIES_CLASSES': ','.join(names)}
+    label = str(choice.checkpoint or choice.head or type(net).__name__)
+    tags = {'SMARTIES_MODEL': label, 'SMARTIES_BANDS': ','.join(job.band_ids), 'SMARTIES_MODE': mode,
+            'SMARTIES_CLASSES': ','.join(names)}
 
     def render_classes(rows: np.ndarray) -> np.ndarray:
         ids = np.full(rows.shape[:2], 255, dtype=np.uint8)
@@ -217,16 +254,15 @@ def predict_raster(
         OutputSpec(probs_path, k, 'float32', lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1)),
                    float('nan'), names, tags),
     ]
-    fp = {'input': str(Path(input).resolve()), 'bands': band_ids, 'model': state_fingerprint(net), 'mode': mode,
-          'precision': precision, 'stats': str(stats), 'norm': norm}
-    nw = default_num_workers() if num_workers is None else num_workers
+    fp = {**job.fingerprint(), 'weights': state_fingerprint(net),
+          'options': {'mode': mode, 'precision': precision, 'stats': job.stats, 'norm': job.norm, 'classes': names}}
     hc, wc = grid.out_shape
     log(f'output: {out} (class ids, {k} classes, {hc}×{wc} cells of {scale} px) and {probs_path}; {len(grid)} tiles')
-    run = run_tiled(source, grid, fn, k, specs, normalize=normalizer, batch_size=batch_size, num_workers=nw,
-                    resume=resume, fingerprint=fp, progress=progress, on_batch=on_batch, compress=compress,
-                    block_size=64 if scale == 16 else 256)
+    tiling = dataclasses.replace(tiling, block_size=64 if scale == 16 else 256)
+    with OutputLock([out, probs_path]):
+        run = run_tiled(src, grid, fn, k, specs, normalize=job.normalizer, tiling=tiling, resume=resume,
+                        fingerprint=fp, progress=progress, on_batch=on_batch)
     log(f'wrote {out} and {probs_path} ({run.tiles_run} tiles in {run.seconds:.1f} s)')
-    source.close()
     return PredictResult(out, probs_path, k, (hc, wc), run)
 
 

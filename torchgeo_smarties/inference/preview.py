@@ -10,10 +10,22 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from ..errors import OptionError
 from ..spectrum import resolve_bands
+from .outputs import atomic_target
 from .source import RasterSource
 
-__all__ = ('pca_rgb', 'true_colour_channels', 'write_preview')
+__all__ = ('PREVIEW_FORMATS', 'check_preview_path', 'pca_rgb', 'true_colour_channels', 'write_preview')
+
+#: Preview image formats (by suffix) that matplotlib's Agg backend writes.
+PREVIEW_FORMATS = ('.png', '.jpg', '.jpeg', '.pdf', '.svg', '.tif', '.tiff', '.webp')
+
+
+def check_preview_path(path: Path) -> None:
+    """Refuse a preview path whose suffix is not an image format matplotlib writes (:data:`PREVIEW_FORMATS`)."""
+    if path.suffix.lower() not in PREVIEW_FORMATS:
+        raise OptionError(f'preview {str(path)!r}: the file name must end in one of {", ".join(PREVIEW_FORMATS)} '
+                          '(e.g. preview.png)')
 
 
 def _stretch(a: np.ndarray, lo: float = 2, hi: float = 98) -> np.ndarray:
@@ -74,7 +86,7 @@ def true_colour_channels(band_ids: Sequence[str]) -> list[int]:
 
 def write_preview(source: RasterSource, band_ids: Sequence[str], embeddings: str | Path, png: str | Path,
                   title: str = '', max_size: int = 1024) -> Path:
-    """Write a PNG with the input's true colour (left) and the embeddings' PCA-RGB (right)."""
+    """Write a PNG with the input's true colour (left) and the embeddings' PCA-RGB (right), atomically."""
     import matplotlib
 
     matplotlib.use('agg', force=False)
@@ -98,6 +110,9 @@ def write_preview(source: RasterSource, band_ids: Sequence[str], embeddings: str
         fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.92) if title else None)
     out = Path(png)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with atomic_target(out) as tmp:
+            fig.savefig(tmp, format=out.suffix.lstrip('.').lower())
+    finally:
+        plt.close(fig)
     return out

@@ -1,0 +1,285 @@
+"""Parameter objects of the inference entry points, validated when they are built.
+
+:func:`~torchgeo_smarties.inference.embed_raster`, :func:`~torchgeo_smarties.inference.pool_raster`,
+:func:`~torchgeo_smarties.inference.predict_raster` and
+:func:`~torchgeo_smarties.inference.distributed.embed_raster_distributed` keep their keyword APIs; each builds
+
+* a :class:`TilingOptions` (tile, overlap, batch, workers, compression, block size),
+* an :class:`EncoderSpec` (weights or an in-memory model, heads, device, precision),
+* a :class:`DenseOptions` (what the embedding raster holds: dtype, block, final norm), and
+* an :class:`EmbedJob` (the opened source, its band ids and projection plan, the normaliser),
+
+and hands them to the shared engine. Every constructor validates its values and raises a typed error
+(:class:`~torchgeo_smarties.errors.OptionError`, :class:`~torchgeo_smarties.errors.DeviceError`) that lists the valid
+choices, so a bad option is refused before anything is read or written.
+
+.. versionadded:: 0.2
+"""
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..errors import DeviceError, OptionError
+from ..spectrum import ProjectionPlan, plan_bands
+from .outputs import file_fingerprint, input_files
+from .source import RasterSource, is_remote, open_source, resolve_source_bands
+
+if TYPE_CHECKING:
+    from ..models import SMARTIESViT
+
+__all__ = ('ACCELERATORS', 'CODECS', 'DTYPES', 'POOLS', 'PRECISIONS', 'VECTOR_SUFFIXES', 'DenseOptions', 'EmbedJob',
+           'EncoderSpec', 'TilingOptions', 'check_choice', 'check_device')
+
+#: Autocast precisions.
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+#: Output data types of the embedding raster.
+DTYPES = ('float32', 'float16')
+#: GeoTIFF codecs accepted by ``compress`` (GDAL names, case-insensitive).
+CODECS = ('deflate', 'zstd', 'lzw', 'lzma', 'packbits', 'none')
+#: Pooling modes of ``pool_raster``.
+POOLS = ('mean', 'cls')
+#: Output suffixes of ``pool_raster`` (GeoParquet or CSV).
+VECTOR_SUFFIXES = ('.parquet', '.geoparquet', '.csv')
+#: Lightning accelerators accepted by the distributed path.
+ACCELERATORS = ('auto', 'cpu', 'gpu', 'cuda', 'mps', 'tpu')
+PATCH = 16
+
+
+def check_choice(name: str, value: Any, valid: Sequence[str]) -> str:
+    """*value* if it is one of *valid*, else :class:`OptionError` listing them."""
+    if not isinstance(value, str) or value not in valid:
+        raise OptionError(f'{name} must be one of {", ".join(valid)}; got {value!r}')
+    return value
+
+
+def _check_int(name: str, value: Any, minimum: int, hint: str = '') -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptionError(f'{name} must be an integer >= {minimum}; got {value!r}{hint}')
+    return value
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """Parse and check a torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+
+    Raises:
+        DeviceError: if the string is not a device, or the device is not available here.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f'{device!r} is not a torch device; use cpu, cuda, cuda:N or mps') from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise DeviceError(f'device {str(device)!r} requested but no CUDA GPU is available here (torch '
+                              f'{torch.__version__}, CUDA build: {torch.version.cuda or "none"}); use --device cpu')
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise DeviceError(f'device {str(device)!r} requested but this machine has {n} CUDA device(s) '
+                              f'(cuda:0 … cuda:{n - 1})')
+    elif dev.type == 'mps':
+        if not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
+            raise DeviceError(f'device {str(device)!r} requested but Apple MPS is not available here; use --device cpu')
+    elif dev.type != 'cpu':
+        raise DeviceError(f'device {str(device)!r} is not supported for inference; use cpu, cuda, cuda:N or mps')
+    return dev
+
+
+@dataclass(frozen=True)
+class TilingOptions:
+    """How a raster is cut into tiles and how the outputs are stored.
+
+    Attributes:
+        tile: tile size in px, a positive multiple of 16.
+        overlap: overlap of neighbouring tiles in px, a multiple of 16 in ``[0, tile)``.
+        batch_size: tiles per forward pass (>= 1).
+        num_workers: DataLoader worker processes (>= 0; None: :func:`default_num_workers`).
+        compress: GeoTIFF codec, one of :data:`CODECS`.
+        block_size: GeoTIFF block size in cells (a positive multiple of 16).
+
+    Raises:
+        OptionError: for any value out of range, naming the valid ones.
+    """
+
+    tile: int = 224
+    overlap: int = 32
+    batch_size: int = 8
+    num_workers: int | None = None
+    compress: str = 'deflate'
+    block_size: int = 64
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile <= 0 or self.tile % PATCH:
+            raise OptionError(f'tile size {self.tile!r} must be a positive multiple of the patch size {PATCH} '
+                              '(e.g. 224)')
+        if (isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0
+                or self.overlap % PATCH or self.overlap >= self.tile):
+            raise OptionError(f'overlap {self.overlap!r} must be a multiple of {PATCH} in [0, tile size {self.tile})')
+        _check_int('batch size', self.batch_size, 1)
+        if self.num_workers is not None:
+            _check_int('number of workers', self.num_workers, 0, ' (0 reads in the main process)')
+        comp = self.compress.lower() if isinstance(self.compress, str) else self.compress
+        object.__setattr__(self, 'compress', check_choice('compression', comp, CODECS))
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size <= 0 \
+                or self.block_size % 16:
+            raise OptionError(f'block size {self.block_size!r} must be a positive multiple of 16')
+
+    @property
+    def workers(self) -> int:
+        """The resolved number of DataLoader workers."""
+        if self.num_workers is not None:
+            return self.num_workers
+        from .embed import default_num_workers  # embed.py owns it (and imports this module)
+
+        return default_num_workers()
+
+
+@dataclass(frozen=True)
+class DenseOptions:
+    """What the dense embedding raster holds.
+
+    Attributes:
+        dtype: output data type, one of :data:`DTYPES`.
+        layer: the block whose tokens are written (negative counts from the end); checked against the encoder's
+            depth by :meth:`block_index`.
+        final_norm: apply the encoder's final LayerNorm.
+
+    Raises:
+        OptionError: for an unknown dtype or a non-integer layer.
+    """
+
+    dtype: str = 'float32'
+    layer: int = -1
+    final_norm: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice('output dtype', self.dtype, DTYPES)
+        if isinstance(self.layer, bool) or not isinstance(self.layer, int):
+            raise OptionError(f'layer must be an integer block index; got {self.layer!r}')
+
+    def block_index(self, depth: int) -> int:
+        """The non-negative block index of :attr:`layer` in a *depth*-block encoder.
+
+        Raises:
+            OptionError: if the layer is outside ``[-depth, depth - 1]``.
+        """
+        if not -depth <= self.layer < depth:
+            raise OptionError(f'layer {self.layer} does not exist: the encoder has {depth} blocks, so give a layer '
+                              f'in [{-depth}, {depth - 1}] (-1 = the last)')
+        return self.layer % depth
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder runs, where, and at what precision.
+
+    Attributes:
+        weights: see :func:`~torchgeo_smarties.inference.weights.load_encoder` (with *model*: only its label).
+        model: an in-memory encoder used instead of loading *weights*.
+        num_heads: attention heads of a custom-size checkpoint (>= 1).
+        device: torch device (checked for availability).
+        precision: autocast precision, one of :data:`PRECISIONS`.
+
+    Raises:
+        OptionError, DeviceError: for bad values.
+    """
+
+    weights: str | None = None
+    model: 'SMARTIESViT | None' = field(default=None, compare=False)
+    num_heads: int | None = None
+    device: str | torch.device = 'cpu'
+    precision: str = 'fp32'
+
+    def __post_init__(self) -> None:
+        check_choice('precision', self.precision, PRECISIONS)
+        if self.num_heads is not None:
+            _check_int('number of heads', self.num_heads, 1)
+        object.__setattr__(self, 'device', check_device(self.device))
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The checked device."""
+        assert isinstance(self.device, torch.device)
+        return self.device
+
+    def load(self) -> tuple['SMARTIESViT', str]:
+        """The encoder (on CPU, eval mode) and a one-line description of its weights."""
+        if self.model is not None:
+            m = self.model
+            return m, self.weights or f'in-memory model ({type(m).__name__}, embed_dim {m.embed_dim})'
+        from .weights import load_encoder
+
+        return load_encoder(self.weights, num_heads=self.num_heads)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """One raster to run: the opened source, its band ids, the projection plan and the normaliser.
+
+    Build it with :meth:`open`. ``stats``/``norm`` are kept as labels for the run's tags and fingerprint.
+    """
+
+    input: str
+    source: RasterSource
+    band_ids: tuple[str, ...]
+    plan: ProjectionPlan
+    normalizer: Callable[[Tensor], Tensor] | None = field(compare=False)
+    stats: str | None = None
+    norm: str | None = None
+
+    @classmethod
+    def open(cls, input: str | os.PathLike[str], *, bands: str | None = None, sensor: str | None = None,
+             stats: str | os.PathLike[str] | None = None, norm: str | None = None,
+             normalizer: Callable[[Tensor], Tensor] | None = None, require_crs: bool = False,
+             policy: Any = 'linear', out_of_range: Any = 'error') -> 'EmbedJob':
+        """Open *input*, name its bands, plan them (*policy*, *out_of_range*) and build the normaliser.
+
+        Raises:
+            InputError, BandCountError, UnknownPresetError, UnknownBandError: for a bad input or band list.
+        """
+        source = open_source(input, require_crs=require_crs)
+        try:
+            band_ids = resolve_source_bands(source, bands, sensor)
+            plan = plan_bands(band_ids, policy, out_of_range)
+            if normalizer is None:
+                from ..transforms import make_normalizer
+
+                normalizer = make_normalizer(band_ids, stats, norm, source)
+        except BaseException:
+            source.close()
+            raise
+        return cls(str(input), source, band_ids, plan, normalizer, None if stats is None else str(stats), norm)
+
+    def input_files(self) -> list[Path]:
+        """Every local file the run reads (the raster files, VRT sources, sidecars); remote inputs are not files."""
+        return input_files(p for p in self.source.paths if not is_remote(p))
+
+    def normalization_fingerprint(self) -> str:
+        """SHA-1 of the normaliser applied to a fixed probe tile: changes whenever its statistics change."""
+        if self.normalizer is None:
+            return 'none'
+        c = len(self.band_ids)
+        g = torch.Generator().manual_seed(0)
+        probe = torch.rand(1, c, 4, 4, generator=g) * 10000.0
+        probe[0, :, 0, 0] = 0.0
+        with torch.no_grad():
+            y = self.normalizer(probe.clone())
+        return hashlib.sha1(y.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must find unchanged about the input: file contents, bands, normalisation."""
+        files = [f for f in self.input_files() if not f.name.endswith('.aux.xml')]  # GDAL may rewrite sidecars
+        # remote inputs (URLs, /vsi paths) are fingerprinted by name: an in-place change there is not detected
+        remote = sorted(str(p) for p in self.source.paths if is_remote(p))
+        return {'input': file_fingerprint(files), 'remote': remote, 'label': self.source.label or self.input,
+                'bands': list(self.band_ids), 'normalization': self.normalization_fingerprint()}
+
+    def close(self) -> None:
+        """Close the source's file handles."""
+        self.source.close()
