@@ -11,10 +11,15 @@ __all__ = (
     'BandCountError',
     'CheckpointError',
     'DuplicateRegistrationError',
+    'EmbeddingFileError',
+    'EmbeddingIndexError',
     'EmptyBandListError',
     'ImageSizeError',
+    'IndexMismatchError',
     'InputError',
+    'MissingDependencyError',
     'OutOfSpectrumError',
+    'QueryError',
     'SmartiesError',
     'UnitError',
     'UnknownBandError',
@@ -78,3 +83,24 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- retrieval
+class MissingDependencyError(SmartiesError):
+    """An optional dependency a feature needs (e.g. ``faiss-cpu`` for retrieval) is not installed."""
+
+
+class EmbeddingFileError(InputError):
+    """A file given as embeddings is missing, unreadable, empty or not a SMARTIES embedding raster / table."""
+
+
+class EmbeddingIndexError(SmartiesError):
+    """A vector index folder is missing, incomplete or corrupt, or an index option is invalid."""
+
+
+class IndexMismatchError(EmbeddingIndexError):
+    """Vectors do not match an index: another dimension, metric or weights."""
+
+
+class QueryError(InputError):
+    """A search or similarity query is invalid: bad point, unknown CRS, point outside every scene, k <= 0, ..."""
