@@ -131,7 +131,7 @@ def vector_at_point(info: EmbeddingFile | str | os.PathLike[str], x: float, y: f
     from rasterio.windows import Window
 
     with rasterio.open(info.path) as ds:
-        col_f, row_f = ~ds.transform * (px, py)
+        col_f, row_f = ~ds.transform @ (px, py)
         row, col = int(np.floor(row_f)), int(np.floor(col_f))
         if not (0 <= row < ds.height and 0 <= col < ds.width):
             return None
