@@ -68,8 +68,9 @@ def main() -> int:
     basis = rng.standard_normal((a.latent, a.dim), dtype=np.float32) / np.float32(np.sqrt(a.latent))
     gen = lambda i, size, seed=a.seed: chunk(i, size, centres, basis, a.noise, seed)
     queries = gen(10**6, a.queries, a.seed + 1)
-    print(f'# {a.n} vectors × {a.dim}-d ({a.latent}-d latent), {a.clusters} clusters, {a.queries} queries, IVF{nlist},PQ{m}x8, '
-          f'{a.threads} threads, faiss {faiss.__version__}, numpy {np.__version__}, Python {platform.python_version()}')
+    print(f'# {a.n} vectors × {a.dim}-d ({a.latent}-d latent), {a.clusters} clusters, {a.queries} queries, '
+          f'IVF{nlist},PQ{m}x8, {a.threads} threads, faiss {faiss.__version__}, numpy {np.__version__}, '
+          f'Python {platform.python_version()}')
     index = make_faiss_index(a.dim, 'cosine', 'ivfpq', nlist, m)
     t0 = time.perf_counter()
     train = np.concatenate([gen(i, a.chunk)
@@ -104,7 +105,8 @@ def main() -> int:
             index.search(q[None], k, params=params)
             single.append(time.perf_counter() - t1)
         recall = np.mean([len(set(ids[i]) & set(gt_i[i])) / k for i in range(a.queries)])
-        print(f'IVF-PQ nprobe={nprobe:<4d} recall@10={recall:.3f}  latency/query: batched {1e3 * t_batch / a.queries:.3f} ms, '
+        print(f'IVF-PQ nprobe={nprobe:<4d} recall@10={recall:.3f}  latency/query: '
+              f'batched {1e3 * t_batch / a.queries:.3f} ms, '
               f'single {1e3 * statistics.median(single):.3f} ms (median of {len(single)})')
     print(f'peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB')
     return 0

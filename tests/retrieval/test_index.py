@@ -10,7 +10,7 @@ import shapely
 from torchgeo_smarties.retrieval import EmbeddingIndex, build_index, inspect_embeddings, search_index
 from torchgeo_smarties.retrieval.index import default_ivfpq_params
 
-from .conftest import S1, cell_centre, random_embedding, write_embedding
+from .synthetic import S1, cell_centre, random_embedding, write_embedding
 
 
 def quiet(_: str) -> None:

@@ -151,6 +151,8 @@ def build_eval_parser() -> argparse.ArgumentParser:
     p.add_argument('--download', action='store_true', help='download the dataset if missing')
     p.add_argument('--s1-bands', help='band ids of the s1 chips (--folder; default: from the files)')
     p.add_argument('--s2-bands', help='band ids of the s2 chips (--folder; default: from the files)')
+    p.add_argument('--norm-s1', help='s1 statistics preset, file or none (--folder; default: from the bands)')
+    p.add_argument('--norm-s2', help='s2 statistics preset, file or none (--folder; default: from the bands)')
     p.add_argument('--weights', help="encoder weights (as in smarties embed: enum name, file, 'demo')")
     p.add_argument('--num-heads', type=int, help='attention heads of a custom-size checkpoint')
     p.add_argument('-k', type=int, nargs='+', default=[10], help='cut-offs (default 10)')
@@ -193,7 +195,8 @@ def eval_main(argv: list[str]) -> int:
                                      '--download or the right --root') from None
         chips = bigearthnet_v2_chips(ds, max_samples=a.max_samples)
     else:
-        chips = read_paired_folder(a.folder, bands={'s1': a.s1_bands, 's2': a.s2_bands}, max_samples=a.max_samples)
+        chips = read_paired_folder(a.folder, bands={'s1': a.s1_bands, 's2': a.s2_bands},
+                                   norm={'s1': a.norm_s1, 's2': a.norm_s2}, max_samples=a.max_samples)
     model, wdesc = load_encoder(a.weights, num_heads=a.num_heads)
     _log(f'weights: {wdesc}')
     emb = embed_pairs(chips, model, image_size=a.image_size, batch_size=a.batch_size, device=a.device, log=_log)

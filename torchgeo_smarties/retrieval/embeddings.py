@@ -9,6 +9,7 @@ metadata row per vector (source, sensor, bands, weights, date, CRS, row/col, foo
 """
 
 import datetime as _dt
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def _inspect_table(path: Path, sensor: str | None, bands: str | None, weights: s
     return EmbeddingFile(path, 'pooled', len(first), n, s, b, wt, _date_from(meta, path.name), crs, tags)
 
 
-def inspect_embeddings(path: str | Path, *, sensor: str | None = None, bands: str | None = None,
+def inspect_embeddings(path: str | os.PathLike[str], *, sensor: str | None = None, bands: str | None = None,
                        weights: str | None = None) -> EmbeddingFile:
     """Check one embedding file from its header and describe it.
 
@@ -212,7 +213,7 @@ def cell_polygons(transform: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     c = cols.astype(np.float64)[:, None] + np.array([0, 1, 1, 0, 0])[None]
     x = transform.a * c + transform.b * r + transform.c
     y = transform.d * c + transform.e * r + transform.f
-    return shapely.polygons(np.stack([x, y], -1))  # type: ignore[no-any-return]
+    return np.asarray(shapely.polygons(np.stack([x, y], -1)), dtype=object)
 
 
 def _frame(info: EmbeddingFile, rows: np.ndarray, cols: np.ndarray, wkb: np.ndarray) -> pd.DataFrame:

@@ -20,13 +20,13 @@ unless ``exclude_pair``) and ``s1->s1``, ``s2->s2`` (single-sensor: the query it
 """
 
 import csv
+import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -85,12 +85,23 @@ class _Lazy(Sequence[Tensor]):
         return self._n
 
     def __getitem__(self, i: Any) -> Any:
-        return self._get(int(i))
+        i = int(i)
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return self._get(i % self._n)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return (self._get(i) for i in range(self._n))
+
+
+def _image(sample: Callable[[int], dict[str, Any]], key: str, i: int) -> Tensor:
+    return torch.as_tensor(sample(i)[key])
 
 
 def bigearthnet_v2_chips(dataset: Any, *, max_samples: int = 0) -> PairedChips:
-    """Adapt a torchgeo ``BigEarthNetV2(bands='all')`` dataset (or any dataset returning ``image_s1``,
-    ``image_s2`` and multi-hot ``label``) to :class:`PairedChips`.
+    """Adapt a torchgeo ``BigEarthNetV2(bands='all')`` dataset to :class:`PairedChips`.
+
+    Any dataset returning ``image_s1``, ``image_s2`` and a multi-hot ``label`` works.
 
     Raises:
         InputError: the dataset does not return both sensors.
@@ -111,7 +122,8 @@ def bigearthnet_v2_chips(dataset: Any, *, max_samples: int = 0) -> PairedChips:
         return cache[i]
 
     labels = torch.stack([torch.as_tensor(sample(i)['label']) for i in range(n)]).bool()
-    return PairedChips({'s1': _Lazy(n, lambda i: sample(i)['image_s1']), 's2': _Lazy(n, lambda i: sample(i)['image_s2'])},
+    images: dict[str, Any] = {s: _Lazy(n, functools.partial(_image, sample, f'image_{s}')) for s in ('s1', 's2')}
+    return PairedChips(images,
                        dict(BIGEARTHNET_V2_BANDS), labels, dict(_BEN_NORM), [str(i) for i in range(n)])
 
 
@@ -151,8 +163,8 @@ def read_paired_folder(root: str | os.PathLike[str], *, sensors: Sequence[str] =
     for s in sensors:
         paths = []
         for r in rows:
-            p = next((base / s / f'{r["id"]}{ext}' for ext in ('.tif', '.tiff') if (base / s / f'{r["id"]}{ext}').is_file()),
-                     None)
+            cands = [base / s / f'{r["id"]}{ext}' for ext in ('.tif', '.tiff')]
+            p = next((c for c in cands if c.is_file()), None)
             if p is None:
                 raise EmbeddingFileError(f'chip {base / s / (r["id"] + ".tif")} is missing (listed in {lab})')
             paths.append(p)
@@ -200,7 +212,8 @@ def embed_chips(images: Iterable[Tensor], model: Any, bands: Sequence[str], *, n
     for img in images:
         t = torch.as_tensor(img)
         if t.ndim != 3 or t.shape[0] != len(ids):
-            raise InputError(f'a chip has shape {tuple(t.shape)}, expected ({len(ids)}, H, W) for bands {",".join(ids)}')
+            raise InputError(f'a chip has shape {tuple(t.shape)}, expected ({len(ids)}, H, W) for bands '
+                             f'{",".join(ids)}')
         batch.append(t)
         if len(batch) == batch_size:
             flush()

@@ -59,8 +59,11 @@ class SearchHits:
 
 
 def default_ivfpq_params(n: int, dim: int) -> tuple[int, int]:
-    """(nlist, pq_m) for *n* vectors of *dim*: nlist = the power of two nearest √n (16 … 65536), pq_m = the
-    largest divisor of *dim* not above dim / 8 (8-dim sub-vectors, 8 bits each)."""
+    """Default (nlist, pq_m) of IVF-PQ for *n* vectors of *dim*.
+
+    nlist = the power of two nearest √n (16 … 65536); pq_m = the largest divisor of *dim* not above dim / 8
+    (sub-vectors of about 8 dimensions, 8 bits each).
+    """
     nlist = int(min(65536, max(16, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))))
     m = max(d for d in range(1, max(1, dim // 8) + 1) if dim % d == 0)
     return nlist, m
@@ -73,7 +76,8 @@ def make_faiss_index(dim: int, metric: Metric, index_type: Literal['flat', 'ivfp
     fm = faiss.METRIC_L2 if metric == 'l2' else faiss.METRIC_INNER_PRODUCT
     if index_type == 'flat':
         return faiss.IndexFlatL2(dim) if metric == 'l2' else faiss.IndexFlatIP(dim)
-    return faiss.index_factory(dim, f'IVF{nlist},PQ{pq_m}x8', fm)
+    # 'np': no polysemous training (the factory's default for PQ; slow and unused by IVF-PQ search)
+    return faiss.index_factory(dim, f'IVF{nlist},PQ{pq_m}x8np', fm)
 
 
 def _now() -> str:
@@ -285,6 +289,27 @@ class EmbeddingIndex:
         return cls(index, meta, manifest, folder)
 
     # ------------------------------------------------------------------ search
+    def check_search_options(self, k: int, sensor: str | Sequence[str] | None = None, nprobe: int | None = None
+                             ) -> list[str] | None:
+        """Validate search options (before a query is computed); returns the sensor list (None: all).
+
+        Raises:
+            QueryError: k ≤ 0, an unknown sensor, nprobe ≤ 0.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise QueryError(f'k must be a positive integer, got {k!r}')
+        if nprobe is not None and nprobe <= 0:
+            raise QueryError(f'nprobe must be positive, got {nprobe}')
+        if sensor is None:
+            return None
+        wanted = [sensor] if isinstance(sensor, str) else list(sensor)
+        known = self.sensors
+        unknown = [s for s in wanted if s not in known]
+        if unknown:
+            raise QueryError(f'no vectors of sensor {", ".join(map(repr, unknown))} in the index; choose from: '
+                             f'{", ".join(repr(s) for s in known) or "(none)"}')
+        return wanted
+
     def search(self, queries: np.ndarray, k: int = 10, *, sensor: str | Sequence[str] | None = None,
                nprobe: int | None = None) -> SearchHits:
         """The *k* nearest vectors of each query, optionally among one sensor's vectors only.
@@ -297,8 +322,7 @@ class EmbeddingIndex:
             IndexMismatchError: the query dimension differs from the index.
         """
         faiss = import_faiss()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise QueryError(f'k must be a positive integer, got {k!r}')
+        wanted = self.check_search_options(k, sensor, nprobe)
         q = _as_matrix(queries, what='query')
         if q.shape[1] != self.dim:
             raise IndexMismatchError(f'the query is {q.shape[1]}-d but the index holds {self.dim}-d vectors; query '
@@ -306,18 +330,10 @@ class EmbeddingIndex:
         if not np.isfinite(q).all():
             raise QueryError('the query vector contains NaN (nodata); pick a point with valid embeddings')
         params: dict[str, Any] = {}
-        if sensor is not None:
-            wanted = [sensor] if isinstance(sensor, str) else list(sensor)
-            known = self.sensors
-            unknown = [s for s in wanted if s not in known]
-            if unknown:
-                raise QueryError(f'no vectors of sensor {", ".join(map(repr, unknown))} in the index; choose from: '
-                                 f'{", ".join(repr(s) for s in known) or "(none)"}')
+        if wanted is not None:
             ids = np.flatnonzero(self.meta['sensor'].isin(wanted).to_numpy()).astype(np.int64)
             params['sel'] = faiss.IDSelectorBatch(ids)
         is_ivf = self.manifest.get('index_type') == 'ivfpq'
-        if nprobe is not None and nprobe <= 0:
-            raise QueryError(f'nprobe must be positive, got {nprobe}')
         if is_ivf:
             params['nprobe'] = int(nprobe or self.manifest.get('nprobe', 1))
         sp = (faiss.SearchParametersIVF if is_ivf else faiss.SearchParameters)(**params) if params else None
@@ -390,15 +406,15 @@ def build_index(
         raise EmbeddingIndexError(f'metric must be one of {", ".join(METRICS)}, got {metric!r}')
     if index_type not in INDEX_TYPES:
         raise EmbeddingIndexError(f'index type must be one of {", ".join(INDEX_TYPES)}, got {index_type!r}')
-    for name, v in (('nlist', nlist), ('pq_m', pq_m)):
-        if v is not None and v <= 0:
-            raise EmbeddingIndexError(f'{name} must be positive, got {v}')
+    for name, value in (('nlist', nlist), ('pq_m', pq_m)):
+        if value is not None and value <= 0:
+            raise EmbeddingIndexError(f'{name} must be positive, got {value}')
     existing: EmbeddingIndex | None = None
     if append:
         existing = EmbeddingIndex.load(out, mmap=False)
         if index_type != 'auto' and index_type != existing.manifest['index_type']:
-            raise IndexMismatchError(f'--index-type {index_type} differs from the index ({existing.manifest["index_type"]}); '
-                                     'drop --index-type when appending')
+            raise IndexMismatchError(f'--index-type {index_type} differs from the index '
+                                     f'({existing.manifest["index_type"]}); drop --index-type when appending')
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EmbeddingIndexError(f'{out} already exists; pass --append to add to it, or choose another -o')
     elif not out.resolve().parent.is_dir():

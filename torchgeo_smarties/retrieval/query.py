@@ -166,7 +166,8 @@ def query_from_point(point: str | Sequence[float], crs: Any = None, *,
             return hit
     names = ', '.join(Path(str(f.path if isinstance(f, EmbeddingFile) else f)).name for f in files[:5])
     more = f' (+{len(files) - 5} more)' if len(files) > 5 else ''
-    raise QueryError(f'the point ({x}, {y}) {"in " + str(crs) if crs else ""} lies outside every scene ({names}{more}); '
+    where = f' in {crs}' if crs else ''
+    raise QueryError(f'the point ({x}, {y}){where} lies outside every scene ({names}{more}); '
                      'check the coordinates and --crs (x,y order: easting/longitude first)')
 
 
@@ -183,8 +184,10 @@ def query_from_image(image: str | os.PathLike[str], *, bands: str | None = None,
                      weights: str | None = None, stats: str | os.PathLike[str] | None = None, norm: str | None = None,
                      model: Any = None, tile: int = 224, num_heads: int | None = None,
                      log: Callable[[str], None] = print) -> tuple[np.ndarray, str]:
-    """Embed an image chip on the fly (:func:`~torchgeo_smarties.inference.embed_raster`) and mean-pool its valid
-    patches; returns (vector, weights description)."""
+    """Embed an image chip on the fly and mean-pool its valid patches; returns (vector, weights description).
+
+    The chip goes through :func:`~torchgeo_smarties.inference.embed_raster` (one tile when it is at most *tile* px).
+    """
     from ..inference import embed_raster
 
     if not Path(image).exists():
@@ -302,6 +305,7 @@ def search_index(
     if output is not None:
         check_results_path(output)
     idx = index if isinstance(index, EmbeddingIndex) else EmbeddingIndex.load(index)
+    idx.check_search_options(k, sensor, nprobe)
     qweights = ''
     if point is not None:
         parse_point(point)

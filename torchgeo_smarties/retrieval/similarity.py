@@ -123,7 +123,8 @@ def similarity_map(
                                                 hit.vector)
                     ok = np.isfinite(sim)
                     if ok.any():
-                        lo, hi, valid = min(lo, float(sim[ok].min())), max(hi, float(sim[ok].max())), valid + int(ok.sum())
+                        lo, hi = min(lo, float(sim[ok].min())), max(hi, float(sim[ok].max()))
+                        valid += int(ok.sum())
                     dst.write(sim, 1, window=Window(0, r0, ds.width, nr))
         os.replace(tmp, out)
     finally:
