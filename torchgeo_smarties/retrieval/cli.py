@@ -5,6 +5,7 @@
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,17 @@ __all__ = ('build_eval_parser', 'build_index_parser', 'build_search_parser', 'bu
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def _negative_points(argv: list[str]) -> list[str]:
+    """``--point -76.3,37.6`` → ``--point=-76.3,37.6`` (argparse would take the value for an option)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == '--point' and re.match(r'^-\d', arg):
+            out[-1] = f'--point={arg}'
+        else:
+            out.append(arg)
+    return out
 
 
 def build_index_parser() -> argparse.ArgumentParser:
@@ -91,7 +103,7 @@ def search_main(argv: list[str]) -> int:
 
     from .query import search_index
 
-    a = build_search_parser().parse_args(argv)
+    a = build_search_parser().parse_args(_negative_points(argv))
     vector = None
     if a.vector is not None:
         if not Path(a.vector).is_file():
@@ -129,7 +141,7 @@ def similarity_main(argv: list[str]) -> int:
     """Entry point of ``smarties similarity``."""
     from .similarity import similarity_map
 
-    a = build_similarity_parser().parse_args(argv)
+    a = build_similarity_parser().parse_args(_negative_points(argv))
     similarity_map(a.embedding, a.point, a.output, crs=a.crs, preview=a.preview, log=_log)
     return 0
 

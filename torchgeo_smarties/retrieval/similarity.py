@@ -134,7 +134,7 @@ def similarity_map(
     res = SimilarityResult(out, None, hit.row, hit.col, valid, (lo, hi))
     if png is not None:
         res.preview = write_similarity_preview(out, png, (hit.row, hit.col), title=f'{info.path.name}: similarity '
-                                               f'to ({x:g}, {y:g})')
+                                               f'to ({x:.10g}, {y:.10g})')
         log(f'wrote preview {png}')
     return res
 
