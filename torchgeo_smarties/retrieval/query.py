@@ -255,7 +255,7 @@ def write_results(frame: Any, path: str | os.PathLike[str]) -> Path:
     try:
         if RESULT_SUFFIXES[p.suffix.lower()] == 'GeoJSON':
             out = frame.to_crs('EPSG:4326') if frame.crs is not None else frame
-            out.to_file(tmp, driver='GeoJSON')
+            out.to_file(tmp, driver='GeoJSON', layer=p.stem)
         else:
             frame.to_parquet(tmp, index=False)
         os.replace(tmp, p)
