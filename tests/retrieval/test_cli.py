@@ -15,7 +15,8 @@ def test_commands_are_registered() -> None:
         assert COMMANDS[name].target.startswith('torchgeo_smarties.retrieval.cli:')
 
 
-def test_index_search_similarity(emb_s2: Path, emb_s1: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_search_similarity(emb_s2: Path, emb_s1: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['index', str(emb_s2), '-o', str(tmp_path / 'idx')]) == 0
     assert main(['index', str(emb_s1), '-o', str(tmp_path / 'idx'), '--append']) == 0
     manifest = json.loads((tmp_path / 'idx' / 'index.json').read_text())
