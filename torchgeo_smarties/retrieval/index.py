@@ -315,7 +315,7 @@ class EmbeddingIndex:
         """The *k* nearest vectors of each query, optionally among one sensor's vectors only.
 
         The sensor filter is applied inside faiss (an ``IDSelectorBatch``), so *k* results of that sensor come
-        back whenever the index holds that many.
+        back whenever the index holds that many (IVF-PQ: that many in the *nprobe* lists visited).
 
         Raises:
             QueryError: k ≤ 0, a NaN query, an unknown sensor, nprobe ≤ 0.
