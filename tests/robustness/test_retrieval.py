@@ -290,7 +290,7 @@ def test_eval_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
                     'unknown direction')
 
 
-# class: all typed errors are SmartiesError / ValueError
+# (not a bad-input class) the error hierarchy
 def test_hierarchy() -> None:
     errors: list[Callable[..., Exception]] = [EmbeddingFileError, EmbeddingIndexError, IndexMismatchError, QueryError]
     assert all(issubclass(e, SmartiesError) and issubclass(e, ValueError) for e in errors)  # type: ignore[arg-type]
@@ -300,3 +300,18 @@ def test_hierarchy() -> None:
 def test_s1_fixture_is_sentinel1(tmp_path: Path) -> None:
     p = write_embedding(tmp_path / 's1.tif', random_embedding(2), bands=S1)
     assert build_index([p], tmp_path / 'i', log=quiet).sensors == {'sentinel1': 27}
+
+
+# class: eval retrieval on a BigEarthNetV2 root without the dataset
+def test_eval_dataset_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line(*cli(capsys, 'eval', 'retrieval', '--dataset', 'bigearthnet_v2', '--root', tmp_path / 'none'),
+                    'pass --download or the right --root')
+
+
+# class: a results or similarity output folder that does not exist
+def test_output_folder_missing(index: Path, scene: Path, tmp_path: Path) -> None:
+    with pytest.raises(QueryError, match='does not exist; create it first'):
+        search_index(index, vector=np.ones(8), output=tmp_path / 'no' / 'hits.geojson', log=quiet)
+    x, y = cell_centre(0, 0)
+    with pytest.raises(SmartiesError, match='does not exist; create it first'):
+        similarity_map(scene, (x, y), tmp_path / 'no' / 'sim.tif', log=quiet)
