@@ -56,6 +56,11 @@ COMMANDS: Final[dict[str, Command]] = {
     'eval': Command(
         'torchgeo_smarties.tasks.eval_cli:main', 'run the paper evaluation protocols (linear probe, kNN, …)'
     ),
+    'index': Command('torchgeo_smarties.retrieval.cli:index_main', 'build a vector index of embeddings (faiss)'),
+    'search': Command('torchgeo_smarties.retrieval.cli:search_main', 'find the patches most similar to a query'),
+    'similarity': Command(
+        'torchgeo_smarties.retrieval.cli:similarity_main', 'map the cosine similarity of a scene to one patch'
+    ),
 }
 
 

@@ -17,9 +17,13 @@ __all__ = (
     'DiskFullError',
     'DuplicateBandError',
     'DuplicateRegistrationError',
+    'EmbeddingFileError',
+    'EmbeddingIndexError',
     'EmptyBandListError',
     'ImageSizeError',
+    'IndexMismatchError',
     'InputError',
+    'MissingDependencyError',
     'MissingExtraError',
     'NoStatisticsError',
     'NormalizationError',
@@ -28,6 +32,7 @@ __all__ = (
     'OutputError',
     'OutputLockedError',
     'PolarizationError',
+    'QueryError',
     'RasterReadError',
     'ResumeError',
     'SarUnitsError',
@@ -206,3 +211,22 @@ class DiskFullError(OutputError):
 
 class ResumeError(InputError):
     """A partial run cannot be resumed: the input, normalisation, weights or options changed, or it is corrupt."""
+# --- retrieval
+class MissingDependencyError(SmartiesError):
+    """An optional dependency a feature needs (e.g. ``faiss-cpu`` for retrieval) is not installed."""
+
+
+class EmbeddingFileError(InputError):
+    """A file given as embeddings is missing, unreadable, empty or not a SMARTIES embedding raster / table."""
+
+
+class EmbeddingIndexError(SmartiesError):
+    """A vector index folder is missing, incomplete or corrupt, or an index option is invalid."""
+
+
+class IndexMismatchError(EmbeddingIndexError):
+    """Vectors do not match an index: another dimension, metric or weights."""
+
+
+class QueryError(InputError):
+    """A search or similarity query is invalid: bad point, unknown CRS, point outside every scene, k <= 0, ..."""

@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument('--no-normalize', action='store_true', help='skip SmartiesNormalize (data already normalised)')
     knn.add_argument('--max-samples', type=int, default=0, help='use at most N samples per split (0: all)')
     knn.add_argument('--output', help='also write the results as JSON to this file')
+    sub.add_parser('retrieval', add_help=False,
+                   help='single/cross-sensor retrieval mAP@k, P@k, R@k (torchgeo_smarties.retrieval)')
     return parser
 
 
@@ -185,7 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success.
     """
-    args = build_parser().parse_args(None if argv is None else list(argv))
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if rest[:1] == ['retrieval']:  # protocol implemented by torchgeo_smarties.retrieval
+        from ..retrieval.cli import eval_main
+
+        return eval_main(rest[1:])
+    args = build_parser().parse_args(rest)
     results = run_knn(args)
     for r in results:
         print(json.dumps(r))
