@@ -26,6 +26,7 @@ from torchgeo.datasets import EuroSAT
 from ..errors import InputError
 from ..spectrum import resolve_bands
 from ..transforms import SmartiesNormalize
+from ..transforms.band_subset import attach_band_mask
 from ..transforms.stats import preset_stats
 
 __all__ = (
@@ -101,7 +102,11 @@ def _swap_normalize(aug: Any, steps: Sequence[nn.Module]) -> Any:
 
 
 class _SmartiesNormalizeMixin:
-    """Replaces the ``K.Normalize`` of every torchgeo batch augmentation by SMARTIES steps."""
+    """Replaces the ``K.Normalize`` of every torchgeo batch augmentation by SMARTIES steps.
+
+    After the augmentation, the masks of its :class:`~torchgeo_smarties.transforms.RandomBandSubset` steps
+    go into ``batch['band_mask']`` (what the SMARTIES tasks pass to the model).
+    """
 
     aug: Any
     train_aug: Any
@@ -109,6 +114,13 @@ class _SmartiesNormalizeMixin:
     test_aug: Any
     predict_aug: Any
     normalize: SmartiesNormalize
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """torchgeo's batch augmentation, then ``batch['band_mask']`` from its band-subset steps."""
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)  # type: ignore[misc]
+        for name in ('aug', 'train_aug', 'val_aug', 'test_aug', 'predict_aug'):
+            attach_band_mask(batch, getattr(self, name, None))
+        return batch
 
     def _use_smarties(self, norm: SmartiesNormalize, order: Sequence[int] | None = None) -> None:
         self.normalize = norm

@@ -5,7 +5,8 @@
 * :func:`compute_statistics` / :func:`compute_raster_statistics`: streaming estimation of the statistics,
   written to a file that :meth:`SmartiesNormalize.from_file` loads.
 * :class:`CrossSensorMixup`: paper Eq. 1–2 on a pair, in the encoder's input form.
-* :class:`PairedGeometric` / :class:`PairedResize`: identical geometry on a pair of different resolutions.
+* :class:`PairedGeometric` / :class:`PairedResize`: identical geometry on a pair of different resolutions;
+  :class:`PairSequential` chains pair steps with kornia's call shape (``seq(a, b)`` or a dict batch).
 * :class:`RandomBandSubset`: random band subsets as a (B, C) band mask.
 
 .. versionadded:: 0.1
@@ -14,7 +15,7 @@
 from .band_subset import RandomBandSubset, random_band_mask
 from .mixup import CrossSensorMixup, MixedPair, MixupMode
 from .normalize import NormalizeMode, SmartiesNormalize, sar_to_db
-from .paired import PairedGeometric, PairedResize, pair_scale
+from .paired import PairedGeometric, PairedResize, PairSequential, pair_scale
 from .stats import (
     STATS_FORMAT,
     STATS_PRESETS,
@@ -33,6 +34,7 @@ __all__ = (
     'MixedPair',
     'MixupMode',
     'NormalizeMode',
+    'PairSequential',
     'PairedGeometric',
     'PairedResize',
     'RandomBandSubset',
