@@ -56,6 +56,7 @@ COMMANDS: Final[dict[str, Command]] = {
     'eval': Command(
         'torchgeo_smarties.tasks.eval_cli:main', 'run the paper evaluation protocols (linear probe, kNN, …)'
     ),
+    'configs': Command('torchgeo_smarties.configs:main', 'list the bundled configs (use them by name: --config NAME)'),
 }
 
 

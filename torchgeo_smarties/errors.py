@@ -10,6 +10,9 @@ __all__ = (
     'AmbiguousBandError',
     'BandCountError',
     'CheckpointError',
+    'ConfigError',
+    'ConfigNotFoundError',
+    'DatasetRootError',
     'DuplicateRegistrationError',
     'EmptyBandListError',
     'ImageSizeError',
@@ -78,3 +81,16 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- tasks
+class ConfigError(InputError):
+    """A LightningCLI config (file or command-line override) has an unknown key or an invalid value."""
+
+
+class ConfigNotFoundError(ConfigError):
+    """A ``--config`` value is neither an existing file nor the name of a bundled config."""
+
+
+class DatasetRootError(InputError):
+    """A dataset root does not exist or does not hold the dataset's expected layout."""

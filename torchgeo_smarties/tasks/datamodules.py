@@ -150,6 +150,11 @@ class SMARTIESEuroSATDataModule(_SmartiesNormalizeMixin, EuroSATDataModule):
 
     #: statistics preset used.
     preset: ClassVar[str] = 'eurosat'
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/<Class>_<n>.tif (the unzipped '
+        'EuroSATallBands.zip) and the split files ROOT/eurosat-{train,val,test}.txt'
+    )
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, **kwargs: Any) -> None:
         """Initialise; *kwargs* go to :class:`torchgeo.datasets.EuroSAT` (``root``, ``bands``, ...)."""
@@ -179,6 +184,11 @@ class SMARTIESBigEarthNetDataModule(_SmartiesNormalizeMixin, BigEarthNetDataModu
     .. versionadded:: 0.1
     """
 
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/BigEarthNet-v1.0/<patch>/ (S2) and/or ROOT/BigEarthNet-S1-v1.0/<patch>/ (S1), the unpacked '
+        'archives, and ROOT/bigearthnet-{train,val,test}.csv'
+    )
     #: statistics presets used.
     s1_preset: ClassVar[str] = 'bigearthnet_s1'
     s2_preset: ClassVar[str] = 'bigearthnet_s2'
@@ -221,6 +231,11 @@ class SMARTIESSEN12MSDataModule(_SmartiesNormalizeMixin, SEN12MSDataModule):
     .. versionadded:: 0.1
     """
 
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/ROIs<id>_<season>/{s1,s2,lc}_<scene>/*.tif (the unpacked ROIs*_{s1,s2,lc}.tar.gz archives) and '
+        'ROOT/{train,test}_list.txt'
+    )
     #: statistics presets used.
     s1_preset: ClassVar[str] = 'sentinel1'
     s2_preset: ClassVar[str] = 'sentinel2_l1c'
