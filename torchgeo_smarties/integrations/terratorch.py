@@ -26,6 +26,7 @@ from typing import Any
 import timm
 from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 
+from ..errors import InputError
 from ..models.pyramid import SMARTIESFeaturePyramid
 from ..spectrum import plan_bands
 
@@ -49,10 +50,9 @@ def smarties_backbone(
         plan = plan_bands(bands)
         kwargs['bands'] = plan
         kwargs.setdefault('in_chans', plan.num_bands)  # else timm takes in_chans from the default tag's cfg
-    net: SMARTIESFeaturePyramid = timm.create_model(
-        model, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices), **kwargs
-    )
-    net.out_channels = list(net.feature_info.channels())  # type: ignore[assignment]
+    net = timm.create_model(model, pretrained=pretrained, features_only=True, out_indices=tuple(out_indices), **kwargs)
+    if not isinstance(net, SMARTIESFeaturePyramid):
+        raise InputError(f'{model!r} is not a SMARTIES model; use smarties_vit_base_patch16 or _large_patch16')
     return net
 
 

@@ -204,6 +204,8 @@ class SMARTIESFeaturePyramid(nn.Module):
         ]
         self.feature_info = FeatureInfo(info, self.levels)
         self.out_indices = self.levels
+        #: channels of the output levels (what TerraTorch and other frameworks read).
+        self.out_channels: list[int] = list(self.feature_info.channels())
 
     def forward(self, x: Tensor, bands: Bands | None = None, band_mask: Tensor | None = None) -> list[Tensor]:
         """Pyramid maps for images (B, C, H, W); *bands*/*band_mask* default to :func:`spectral_inputs`."""
