@@ -156,7 +156,7 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ('bands', 'embed', 'predict', 'pretrain', 'fit', 'validate', 'test', 'eval'):
         assert f'    {name} ' in out
-    assert set(top.COMMANDS) == {'bands', 'embed', 'predict', 'pretrain', 'fit', 'validate', 'test', 'eval'}
+    assert set(top.COMMANDS) == {'bands', 'embed', 'predict', 'pretrain', 'fit', 'validate', 'test', 'eval', 'configs'}
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
