@@ -77,14 +77,21 @@ myst_heading_anchors = 3
 
 html_theme = 'pydata_sphinx_theme'
 html_title = f'torchgeo-smarties {release}'
-html_static_path: list[str] = []
+html_static_path: list[str] = ['_static']
+html_css_files = ['smarties.css']  # wide tables wrap and scroll instead of losing columns
+templates_path = ['_templates']
 html_theme_options = {
     'navigation_with_keys': False,
     'show_toc_level': 2,
+    'navigation_depth': 3,
+    'show_nav_level': 1,
+    'collapse_navigation': False,
+    'secondary_sidebar_items': ['page-toc'],
     'footer_start': ['copyright'],
     'footer_end': ['sphinx-version'],
 }
-html_sidebars: dict[str, list[str]] = {'**': ['sidebar-nav-bs']}
+# the whole site tree in the left sidebar (pydata's section navigation is empty for a flat site)
+html_sidebars: dict[str, list[str]] = {'**': ['site-nav']}
 
 # -- Generated content -------------------------------------------------------
 

@@ -61,6 +61,7 @@ COMMANDS: Final[dict[str, Command]] = {
     'similarity': Command(
         'torchgeo_smarties.retrieval.cli:similarity_main', 'map the cosine similarity of a scene to one patch'
     ),
+    'configs': Command('torchgeo_smarties.configs:main', 'list the bundled configs (use them by name: --config NAME)'),
 }
 
 

@@ -13,6 +13,9 @@ __all__ = (
     'BandDefinitionError',
     'BandMismatchError',
     'CheckpointError',
+    'ConfigError',
+    'ConfigNotFoundError',
+    'DatasetRootError',
     'DeviceError',
     'DiskFullError',
     'DuplicateBandError',
@@ -230,3 +233,14 @@ class IndexMismatchError(EmbeddingIndexError):
 
 class QueryError(InputError):
     """A search or similarity query is invalid: bad point, unknown CRS, point outside every scene, k <= 0, ..."""
+# --- tasks
+class ConfigError(InputError):
+    """A LightningCLI config (file or command-line override) has an unknown key or an invalid value."""
+
+
+class ConfigNotFoundError(ConfigError):
+    """A ``--config`` value is neither an existing file nor the name of a bundled config."""
+
+
+class DatasetRootError(InputError):
+    """A dataset root does not exist or does not hold the dataset's expected layout."""

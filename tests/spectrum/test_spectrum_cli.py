@@ -169,7 +169,7 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ('bands', 'embed', 'predict', 'pretrain', 'fit', 'validate', 'test', 'eval'):
         assert f'    {name} ' in out
     assert set(top.COMMANDS) == {'bands', 'embed', 'predict', 'pretrain', 'fit', 'validate', 'test', 'eval',
-                                 'index', 'search', 'similarity'}
+                                 'index', 'search', 'similarity', 'configs'}
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,3 +77,27 @@ def test_cli_rejects_bad_band_count(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="in_channels=12 but the model tag 'eurosat' has 13 bands"):
         build_cli(['--config', str(CONFIGS / 'eurosat_classification.yaml'), '--model.init_args.weights', 'null',
                    '--model.init_args.in_channels', '12', '--trainer.accelerator', 'cpu'], run=False)
+
+
+def test_fit_writes_last_ckpt_and_resumes(tmp_path: Path) -> None:
+    cfg = {
+        'model': {'class_path': 'torchgeo_smarties.tasks.SMARTIESClassification',
+                  'init_args': {'model': 'smarties_test_d2', 'in_channels': 12, 'num_classes': 3}},
+        'data': {'class_path': 'tasks_synthetic.SyntheticDataModule', 'init_args': {'batch_size': 8}},
+        'trainer': {'accelerator': 'cpu', 'max_steps': 2, 'max_epochs': 2, 'logger': False,
+                    'enable_progress_bar': False, 'num_sanity_val_steps': 0, 'default_root_dir': str(tmp_path)},
+    }
+    path = tmp_path / 'cfg.yaml'
+    path.write_text(yaml.safe_dump(cfg))
+    from torchgeo_smarties.cli import main
+
+    assert main(['fit', '--config', str(path)]) == 0
+    last = tmp_path / 'checkpoints' / 'last.ckpt'  # logger off: <default_root_dir>/checkpoints/
+    assert last.is_file()
+    import torch
+
+    # our own checkpoint, just written by this test (Lightning's format needs the full unpickler)
+    assert torch.load(last, weights_only=False, map_location='cpu')['global_step'] == 2
+    assert main(['fit', '--config', str(path), '--trainer.max_steps', '4', '--trainer.max_epochs', '4',
+                 '--ckpt_path', str(last)]) == 0
+    assert torch.load(last, weights_only=False, map_location='cpu')['global_step'] > 2  # trained on from last.ckpt

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from timm.optim import param_groups_layer_decay
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -62,6 +61,17 @@ def test_knn_multilabel_and_accuracy() -> None:
     torch.testing.assert_close(scores, torch.tensor([[w0 + w2, w2]]))
     assert knn_accuracy(TRAIN, LABELS, torch.cat([TEST, TRAIN[1:2]]), torch.tensor([0, 1]), 2, k=1) == 1.0
     assert knn_accuracy(TRAIN, multi, TRAIN, multi, 2, k=1) == 1.0  # mAP of a perfect ranking
+
+
+def test_map_ties_and_labels_without_positives() -> None:
+    from torchgeo_smarties.tasks.evaluation import _mean_average_precision
+
+    scores = torch.tensor([[0.9, 0.1, 0.5], [0.5, 0.2, 0.5], [0.5, 0.3, 0.1]])
+    targets = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 0]])
+    # label 0: the tie at 0.5 (one positive, one negative) is one threshold: AP = 0.5·1 + 0.5·(2/3) = 5/6, whatever
+    # the order argsort gives the tied rows; label 1 has no positive and is left out; label 2: AP = 1
+    assert _mean_average_precision(scores, targets) == pytest.approx((5 / 6 + 1.0) / 2)
+    assert _mean_average_precision(scores[[2, 1, 0]], targets[[2, 1, 0]]) == pytest.approx((5 / 6 + 1.0) / 2)
     with pytest.raises(InputError):
         knn_scores(TRAIN, LABELS[:2], TEST, 2)
 
@@ -78,15 +88,13 @@ def test_linear_probe_head_matches_release() -> None:
     assert [n for n, _ in head.named_parameters()] == ['1.weight', '1.bias']
 
 
-def test_param_groups_lrd_matches_timm() -> None:
+def test_param_groups_lrd_layer_scales() -> None:
     model = SMARTIESViT(embed_dim=32, depth=3, num_heads=2, img_size=32, num_classes=5)
-    ours = {n: g['lr_scale'] for g in param_groups_lrd(model, 1.0, 0.05, 0.75) for n in g['names']}
-    ids = {id(p): n for n, p in model.named_parameters()}
-    theirs = {ids[id(p)]: g['lr_scale'] for g in param_groups_layer_decay(model, 0.05, layer_decay=0.75)
-              for p in g['params']}
-    assert ours.keys() == theirs.keys()
-    for n in ours:
-        assert ours[n] == pytest.approx(theirs[n]), n
+    groups = param_groups_lrd(model, 1e-3, 0.05, 0.75)
+    ours = {n: g['lr_scale'] for g in groups for n in g['names']}
+    assert ours.keys() == {n for n, p in model.named_parameters() if p.requires_grad}
+    for g in groups:  # torch optimisers read lr, not lr_scale
+        assert g['lr'] == pytest.approx(1e-3 * g['lr_scale'])
     assert ours['cls_token'] == pytest.approx(0.75**4)
     assert ours['blocks.0.attn.qkv.weight'] == pytest.approx(0.75**3)
     assert ours['blocks.2.mlp.fc2.bias'] == pytest.approx(0.75)

@@ -31,16 +31,18 @@ def test_augmentation_fills_dropped_bands_and_reports_the_mask() -> None:
     assert mask is not None and mask.shape == (8, 12)
     assert (mask.sum(1) >= 4).all() and not mask.all()
     assert torch.equal(y[mask], x[mask])
-    assert (y[~mask] == 0).all()
+    assert y[~mask].isnan().all()  # default NaN fill: a consumer that ignores the mask fails loudly
+    y0 = RandomBandSubset(min_bands=4, fill_value=0.0, generator=torch.Generator().manual_seed(0))(x)
+    assert (y0[~mask] == 0).all()
     # in containers
-    y2 = nn.Sequential(RandomBandSubset(min_bands=12))(x)
+    y2 = nn.Sequential(RandomBandSubset(min_bands=12))(x)  # keeps all 12 bands
     assert torch.equal(y2, x)
     out = K.AugmentationSequential(RandomBandSubset(min_bands=2), data_keys=None)({'image': x})
     assert out['image'].shape == x.shape
     torch.manual_seed(3)
     a = RandomBandSubset()(x)
     torch.manual_seed(3)
-    assert torch.equal(RandomBandSubset()(x), a)
+    torch.testing.assert_close(RandomBandSubset()(x), a, rtol=0, atol=0, equal_nan=True)  # same draw
 
 
 def test_mask_makes_tokens_of_the_kept_bands() -> None:
@@ -72,3 +74,27 @@ def test_select_per_batch() -> None:
     assert torch.equal(sub, x[:, order])
     with pytest.raises(BandCountError, match='one band id per channel'):
         drop.select(x, 'sentinel1')
+
+
+def test_attach_band_mask_pops_and_combines() -> None:
+    from torchgeo_smarties.transforms.band_subset import attach_band_mask, batch_band_mask
+
+    x = torch.rand(4, 12, 16, 16)
+    drop = RandomBandSubset(min_bands=3, max_bands=6, generator=torch.Generator().manual_seed(0))
+    aug = K.AugmentationSequential(drop, data_keys=None, keepdim=True)
+    batch = aug({'image': x.clone()})
+    prior = torch.ones(4, 12, dtype=torch.bool)
+    prior[:, 0] = False
+    batch['band_mask'] = prior
+    out = attach_band_mask(batch, aug)
+    assert drop.band_mask is None  # consumed: a later batch of another split cannot pick up a stale mask
+    mask = out['band_mask']
+    assert mask.shape == (4, 12) and not mask[:, 0].any()
+    assert int(mask.sum(1).max()) <= 6
+    assert attach_band_mask({'image': x}, aug) == {'image': x}  # nothing ran → nothing attached
+    # the dropped bands are NaN, and batch_band_mask finds them even without batch['band_mask']
+    derived = batch_band_mask({'image': out['image']})
+    assert derived is not None and torch.equal(derived | ~prior, (mask | ~prior))
+    assert batch_band_mask({'image': x}) is None
+    with pytest.raises(BandCountError, match=r"batch\['band_mask'\] has shape"):
+        batch_band_mask({'image': x, 'band_mask': torch.ones(4, 3, dtype=torch.bool)})

@@ -102,3 +102,34 @@ def test_cuda() -> None:
     assert a.is_cuda
     torch.testing.assert_close(a.cpu(), ra, atol=1e-3, rtol=0)
     torch.testing.assert_close(b.cpu(), a.cpu(), atol=1e-3, rtol=0)
+
+
+def test_pair_sequential_dict_and_tuple_call_shapes() -> None:
+    import kornia.augmentation as K
+
+    from torchgeo_smarties.errors import InputError
+    from torchgeo_smarties.transforms import CrossSensorMixup, PairedGeometric, PairSequential
+
+    a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 128, 128)
+    b[..., :64] = 5.0  # left half marked in the high-resolution image
+    a[..., :16] = 5.0  # the same ground footprint in the low-resolution one
+    seq = PairSequential(PairedGeometric(32, hflip=1.0, vflip=0.0, rot90=0.0), K.RandomGaussianNoise(std=1e-3, p=1.0),
+                         data_keys=('s2', 'hr'))
+    torch.manual_seed(0)
+    out = seq({'s2': a, 'hr': b, 'label': torch.tensor([1, 2])})
+    assert set(out) == {'s2', 'hr', 'label'} and out['s2'].shape == out['hr'].shape[:1] + (3, 32, 32)
+    # same geometry on both: the marked half lands on the same side of both outputs
+    ma, mb = out['s2'][:, 0] > 2.5, out['hr'][:, 0] > 2.5
+    assert (ma == mb).float().mean() > 0.95
+    torch.manual_seed(0)
+    ta, tb = seq(a, b)
+    torch.testing.assert_close(ta, out['s2'])
+    torch.testing.assert_close(tb, out['hr'])
+    mixed = PairSequential(PairedGeometric(32), CrossSensorMixup())({'image_a': a, 'image_b': b})
+    assert mixed['view_a'].shape == (2, 4, 32, 32) and mixed['mask_a'].shape == (2, 4, 2, 2)
+    with pytest.raises(InputError, match='must be the last step'):
+        PairSequential(CrossSensorMixup(), PairedGeometric(32))
+    with pytest.raises(InputError, match='would misalign the pair'):
+        PairSequential(K.RandomHorizontalFlip())
+    with pytest.raises(InputError, match='needs the keys'):
+        seq({'image_a': a, 'image_b': b})

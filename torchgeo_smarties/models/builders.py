@@ -17,6 +17,7 @@ from torch import Tensor
 from ..errors import CheckpointError, UnknownPresetError
 from ..spectrum import PRESETS, InterpolationPolicy
 from .checkpoint import filter_encoder_state_dict, load_encoder_weights
+from .pyramid import pyramid_feature_cfg
 from .vit import Bands, SMARTIESViT, default_bands_for
 from .weights import (
     SMARTIESBase16_Weights,
@@ -108,13 +109,14 @@ def _create(arch: str, pretrained: bool, **kwargs: Any) -> SMARTIESViT:
         overlay['file'] = str(find_weights_file(enum.meta['hf_repo'], enum.meta['filename']))
     if pretrained:
         overlay['custom_load'] = True
+    feature_cfg = pyramid_feature_cfg(kwargs)  # features_only=True → the 4-level pyramid (models/pyramid.py)
     model: SMARTIESViT = build_model_with_cfg(
         SMARTIESViT,
         arch,
         pretrained,
         pretrained_cfg_overlay=overlay or None,
         pretrained_filter_fn=filter_encoder_state_dict,
-        feature_cfg={'out_indices': 3, 'feature_cls': 'getter'},
+        feature_cfg=feature_cfg,
         **kwargs,
     )
     return model

@@ -8,7 +8,9 @@ torchgeo's own tasks already accept ``model='smarties_vit_base_patch16.<tag>'`` 
   treats a path as a Lightning checkpoint); Lightning ``.ckpt`` files still work;
 * ``head='probe'`` — the release's linear-probe head (BatchNorm1d without affine + Linear);
 * ``fusion=`` + ``bands_b=`` — two-sensor fusion (:class:`~torchgeo_smarties.tasks.SMARTIESFusion`);
-* ``layer_decay=`` / ``weight_decay=`` — fine-tuning with layer-wise lr decay.
+* ``layer_decay=`` / ``weight_decay=`` — fine-tuning with layer-wise lr decay;
+* the batch's band mask (``batch['band_mask']``, all-NaN bands) passed to the encoder
+  (:class:`~torchgeo_smarties.tasks.band_masks.BandMaskMixin`).
 
 They are also importable ``class_path`` targets for LightningCLI configs
 (``class_path: torchgeo_smarties.tasks.SMARTIESClassification``).
@@ -21,10 +23,12 @@ from torch import Tensor
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from ..errors import InputError
 from ..models.vit import Bands
 from ._build import HeadKind, Weights, build_classifier
+from .band_masks import BandMaskMixin
 from .evaluation import param_groups_lrd
-from .fusion import FusionStrategy
+from .fusion import FusionStrategy, SMARTIESFusion
 
 try:  # torchgeo >= 0.10
     from torchgeo.tasks import Classification, Regression
@@ -57,7 +61,19 @@ class _OptimMixin:
         return {'optimizer': optimizer, 'lr_scheduler': {'scheduler': scheduler, 'monitor': self.monitor}}
 
 
-class SMARTIESClassification(_OptimMixin, Classification):  # type: ignore[misc]
+class _EncoderMaskMixin(BandMaskMixin):
+    def forward_masked(self, x: Tensor, band_mask: Tensor) -> Tensor:
+        """The encoder (+ head) with ``band_mask=``; fusion models take no band mask."""
+        if isinstance(self.model, SMARTIESFusion):
+            raise InputError(
+                'the batch has a band mask (batch["band_mask"] or all-NaN bands, e.g. from RandomBandSubset) but '
+                'fusion models build their own per-patch masks; drop RandomBandSubset from the fusion pipeline'
+            )
+        out: Tensor = self.model(x, band_mask=band_mask)
+        return out
+
+
+class SMARTIESClassification(_OptimMixin, _EncoderMaskMixin, Classification):  # type: ignore[misc]
     """torchgeo ``Classification`` with a SMARTIES encoder, band sets, release-format weights and fusion.
 
     .. versionadded:: 0.1
@@ -143,7 +159,7 @@ class SMARTIESClassification(_OptimMixin, Classification):  # type: ignore[misc]
         )
 
 
-class SMARTIESRegression(_OptimMixin, Regression):  # type: ignore[misc]
+class SMARTIESRegression(_OptimMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
     """torchgeo ``Regression`` (image → value(s)) with a SMARTIES encoder; arguments as :class:`SMARTIESClassification`.
 
     .. versionadded:: 0.1

@@ -26,6 +26,7 @@ from torchgeo.datasets import EuroSAT
 from ..errors import InputError
 from ..spectrum import resolve_bands
 from ..transforms import SmartiesNormalize
+from ..transforms.band_subset import attach_band_mask
 from ..transforms.stats import preset_stats
 
 __all__ = (
@@ -101,7 +102,11 @@ def _swap_normalize(aug: Any, steps: Sequence[nn.Module]) -> Any:
 
 
 class _SmartiesNormalizeMixin:
-    """Replaces the ``K.Normalize`` of every torchgeo batch augmentation by SMARTIES steps."""
+    """Replaces the ``K.Normalize`` of every torchgeo batch augmentation by SMARTIES steps.
+
+    After the augmentation, the masks of its :class:`~torchgeo_smarties.transforms.RandomBandSubset` steps
+    go into ``batch['band_mask']`` (what the SMARTIES tasks pass to the model).
+    """
 
     aug: Any
     train_aug: Any
@@ -109,6 +114,13 @@ class _SmartiesNormalizeMixin:
     test_aug: Any
     predict_aug: Any
     normalize: SmartiesNormalize
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """torchgeo's batch augmentation, then ``batch['band_mask']`` from its band-subset steps."""
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)  # type: ignore[misc]
+        for name in ('aug', 'train_aug', 'val_aug', 'test_aug', 'predict_aug'):
+            attach_band_mask(batch, getattr(self, name, None))
+        return batch
 
     def _use_smarties(self, norm: SmartiesNormalize, order: Sequence[int] | None = None) -> None:
         self.normalize = norm
@@ -138,6 +150,11 @@ class SMARTIESEuroSATDataModule(_SmartiesNormalizeMixin, EuroSATDataModule):
 
     #: statistics preset used.
     preset: ClassVar[str] = 'eurosat'
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/<Class>_<n>.tif (the unzipped '
+        'EuroSATallBands.zip) and the split files ROOT/eurosat-{train,val,test}.txt'
+    )
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, **kwargs: Any) -> None:
         """Initialise; *kwargs* go to :class:`torchgeo.datasets.EuroSAT` (``root``, ``bands``, ...)."""
@@ -167,6 +184,11 @@ class SMARTIESBigEarthNetDataModule(_SmartiesNormalizeMixin, BigEarthNetDataModu
     .. versionadded:: 0.1
     """
 
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/BigEarthNet-v1.0/<patch>/ (S2) and/or ROOT/BigEarthNet-S1-v1.0/<patch>/ (S1), the unpacked '
+        'archives, and ROOT/bigearthnet-{train,val,test}.csv'
+    )
     #: statistics presets used.
     s1_preset: ClassVar[str] = 'bigearthnet_s1'
     s2_preset: ClassVar[str] = 'bigearthnet_s2'
@@ -209,6 +231,11 @@ class SMARTIESSEN12MSDataModule(_SmartiesNormalizeMixin, SEN12MSDataModule):
     .. versionadded:: 0.1
     """
 
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str] = (
+        'ROOT/ROIs<id>_<season>/{s1,s2,lc}_<scene>/*.tif (the unpacked ROIs*_{s1,s2,lc}.tar.gz archives) and '
+        'ROOT/{train,test}_list.txt'
+    )
     #: statistics presets used.
     s1_preset: ClassVar[str] = 'sentinel1'
     s2_preset: ClassVar[str] = 'sentinel2_l1c'

@@ -13,6 +13,7 @@ release's input size); ``--scales`` adds multi-scale evaluation (12.5/25/50/100 
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
-from ..errors import InputError
+from ..errors import DatasetRootError, InputError
 from ..models import resolve_weights_arg
 from ._build import create_encoder, load_weights
 from .evaluation import extract_features, knn_accuracy, resize_to_scale
@@ -134,9 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run_knn(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run the kNN protocol; returns one result dict per scale."""
     from torch.utils.data import DataLoader, Subset
+    from torchgeo.datasets import DatasetNotFoundError
 
     spec = DATASETS[args.dataset]
     cls = spec.load()
+    layout = f'the layout of torchgeo.datasets.{cls.__name__} (or add --download)'
+    if not args.download and not os.path.isdir(args.root):  # before the weights are loaded
+        raise DatasetRootError(f'--root {args.root!r} is not a directory; expected {layout}')
     weights = None if args.weights.lower() in ('default', 'random') else resolve_weights_arg(args.weights)
     if args.model is None:  # e.g. --weights demo → the demo's own (tiny) architecture
         args.model = weights.meta['model'] if isinstance(weights, WeightsEnum) else 'smarties_vit_base_patch16'
@@ -152,7 +157,12 @@ def run_knn(args: argparse.Namespace) -> list[dict[str, Any]]:
     norm = None if args.no_normalize or spec.normalize is None else _normalizer(spec.normalize, spec.channels)
     feats: dict[float, dict[str, tuple[Tensor, Tensor]]] = {s: {} for s in args.scales}
     for split in (spec.train_split, spec.test_split):
-        ds = cls(root=args.root, split=split, download=args.download, **spec.kwargs)
+        try:
+            ds = cls(root=args.root, split=split, download=args.download, **spec.kwargs)
+        except DatasetNotFoundError:
+            raise DatasetRootError(
+                f'--root {args.root!r} does not hold the {args.dataset} {split!r} split; expected {layout}'
+            ) from None
         if args.max_samples and len(ds) > args.max_samples:
             ds = Subset(ds, range(args.max_samples))
         loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.num_workers)

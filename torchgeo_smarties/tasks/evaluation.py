@@ -117,16 +117,16 @@ def knn_accuracy(
 
 
 def _mean_average_precision(scores: Tensor, targets: Tensor) -> float:
-    aps = []
-    for c in range(scores.shape[1]):
-        t = targets[:, c]
-        if t.sum() == 0:
-            continue
-        order = scores[:, c].argsort(descending=True)
-        hits = t[order]
-        precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
-        aps.append(float((precision * hits).sum() / hits.sum()))
-    return sum(aps) / len(aps) if aps else float('nan')
+    """Macro mAP over the labels with at least one positive (torchmetrics' AP: tied scores form one threshold)."""
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    present = targets.sum(0) > 0
+    n = int(present.sum())
+    if n == 0:
+        return float('nan')
+    ap = multilabel_average_precision(scores[:, present].float(), targets[:, present].long(), num_labels=n,
+                                      average='macro')
+    return float(ap)
 
 
 @torch.no_grad()
@@ -200,15 +200,15 @@ def param_groups_lrd(
 ) -> list[dict[str, Any]]:
     """AdamW parameter groups with layer-wise learning-rate decay (BEiT/MAE fine-tuning, the release's recipe).
 
-    Layer ids follow timm's ViT group matcher on the encoder (``cls_token``/``pos_embed`` = 0,
-    ``blocks.i`` = i + 1, the final norm with the last block, everything else — the spectrum
-    projections, the head — = depth + 1); the scale of layer l is ``layer_decay ** (depth + 1 - l)``. Parameters outside
-    the encoder (task heads, decoders) get scale 1.0. 1-D parameters (biases, norms) and names in
-    *no_weight_decay* get no weight decay; ``cls_token`` keeps weight decay like the release.
+    The encoder's groups are timm's :func:`timm.optim.param_groups_layer_decay` (its ViT group matcher:
+    ``cls_token``/``patch_embed`` = layer 0, ``blocks.i`` = i + 1, the final norm with the last block, the
+    spectrum projections and the head on top; scale ``layer_decay ** (top - layer)``; no weight decay for
+    1-D parameters). Parameters outside the encoder (task heads, decoders, fusion heads) get scale 1.0.
+    Each group also gets ``lr = lr · lr_scale`` (torch optimisers ignore ``lr_scale``) and ``names``.
 
     Args:
         model: the full model (e.g. a task's ``self.model``).
-        lr: base learning rate; each group gets ``lr · scale`` (and ``lr_scale`` for schedulers).
+        lr: base learning rate.
         weight_decay: weight decay of ≥ 2-D parameters.
         layer_decay: per-block decay (release: 0.75).
         encoder: the SMARTIES encoder inside *model* (default: *model* itself, or ``model.encoder``).
@@ -217,37 +217,26 @@ def param_groups_lrd(
     Returns:
         A list of param-group dicts for ``torch.optim.AdamW``.
     """
+    from timm.optim import param_groups_layer_decay
+
     if encoder is None:
         sub_module = getattr(model, 'encoder', None)
         encoder = sub_module if isinstance(sub_module, nn.Module) else model
-    assert encoder is not None
-    prefix = ''
-    for name, mod in model.named_modules():
-        if mod is encoder:
-            prefix = f'{name}.' if name else ''
-            break
-    depth = len(getattr(encoder, 'blocks', ()))
-    top = depth + 1
+    prefix = next((f'{name}.' if name else '' for name, mod in model.named_modules() if mod is encoder), '')
     skip = set(no_weight_decay)
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    local_skip = [n[len(prefix):] for n in skip if n.startswith(prefix)]
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = param_groups_layer_decay(encoder, weight_decay, no_weight_decay_list=local_skip, layer_decay=layer_decay)
+    inside = {id(p) for g in groups for p in g['params']}
+    rest: dict[bool, dict[str, Any]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or id(p) in inside or (name.startswith(prefix) and prefix):
             continue
-        layer = top
-        if prefix == '' or name.startswith(prefix):
-            local = name[len(prefix):]
-            if local.startswith(('cls_token', 'pos_embed', 'patch_embed', 'reg_token')):
-                layer = 0
-            elif local.startswith('blocks.'):
-                layer = int(local.split('.')[1]) + 1
-            elif local.startswith('norm.'):
-                layer = depth  # timm's matcher puts the final norm with the last block
         decay = not (p.ndim <= 1 or name in skip)
-        key = (layer, decay)
-        if key not in groups:
-            scale = layer_decay ** (top - layer)
-            groups[key] = {'params': [], 'names': [], 'lr': lr * scale, 'lr_scale': scale,
-                           'weight_decay': weight_decay if decay else 0.0}
-        groups[key]['params'].append(p)
-        groups[key]['names'].append(name)
-    return [groups[k] for k in sorted(groups)]
+        rest.setdefault(decay, {'params': [], 'lr_scale': 1.0, 'weight_decay': weight_decay if decay else 0.0})
+        rest[decay]['params'].append(p)
+    out = [g for g in groups if g['params']] + [rest[k] for k in sorted(rest)]
+    for g in out:
+        g['lr'] = lr * g['lr_scale']
+        g['names'] = [names[id(p)] for p in g['params']]
+    return out

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..errors import ImageSizeError, InputError
 from ..models import SMARTIESViT
+from ..models.pyramid import SimpleFeaturePyramid, default_layer_indices
 
 __all__ = (
     'SMARTIESLinearSegHead',
@@ -52,21 +53,6 @@ def check_image_size(x: Tensor, patch_size: int) -> None:
             f'image size {h}×{w} is not a multiple of the patch size {patch_size}; pad or crop the input '
             f'(e.g. kornia.augmentation.CenterCrop / PadTo to {(h // patch_size + 1) * patch_size})'
         )
-
-
-def default_layer_indices(depth: int) -> tuple[int, int, int, int]:
-    """PANGAEA's encoder blocks for the UPerNet probe: (3, 5, 7, 11) for 12 blocks, (5, 11, 17, 23) for 24.
-
-    Other depths get 4 evenly spaced blocks ending with the last one.
-    """
-    if depth == 12:
-        return (3, 5, 7, 11)
-    if depth == 24:
-        return (5, 11, 17, 23)
-    if depth < 4:
-        raise InputError(f'the UPerNet probe needs an encoder with at least 4 blocks, got depth={depth}')
-    idx = tuple(round((i + 1) * depth / 4) - 1 for i in range(4))
-    return idx  # type: ignore[return-value]
 
 
 class SMARTIESLinearSegHead(nn.Module):
@@ -107,10 +93,10 @@ class SMARTIESLinearSegmentation(nn.Module):
         self.encoder = encoder
         self.decoder = SMARTIESLinearSegHead(encoder.embed_dim, num_classes)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, band_mask: Tensor | None = None) -> Tensor:
         """Logits (B, K, H, W) for images (B, C, H, W); H and W must be multiples of 16."""
         check_image_size(x, self.encoder.patch_size)
-        return self.decoder(self.encoder.forward_dense(x), (x.shape[-2], x.shape[-1]))
+        return self.decoder(self.encoder.forward_dense(x, band_mask=band_mask), (x.shape[-2], x.shape[-1]))
 
 
 class _ConvBNReLU(nn.Sequential):
@@ -168,24 +154,6 @@ class UPerNetHead(nn.Module):
         return self.classifier(self.dropout(self.fuse(torch.cat(outs, dim=1))))
 
 
-class _Pyramid(nn.Module):
-    """ViT features (all at stride 16) → strides 4, 8, 16, 32 (mmseg ``Feature2Pyramid``, rescales 4/2/1/0.5)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.up4 = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim, 2, stride=2), nn.BatchNorm2d(dim), nn.GELU(),
-            nn.ConvTranspose2d(dim, dim, 2, stride=2),
-        )
-        self.up2 = nn.ConvTranspose2d(dim, dim, 2, stride=2)
-        self.same = nn.Identity()
-        self.down2 = nn.MaxPool2d(2, stride=2)
-
-    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
-        ops = (self.up4, self.up2, self.same, self.down2)
-        return [op(f) for op, f in zip(ops, feats)]
-
-
 class SMARTIESUPerNet(nn.Module):
     """Frozen-encoder UPerNet probe (PANGAEA protocol) on a SMARTIES encoder.
 
@@ -227,14 +195,15 @@ class SMARTIESUPerNet(nn.Module):
         self.layer_indices = tuple(i % depth for i in idx)
         self.encoder = encoder
         dim = encoder.embed_dim
-        self.neck = _Pyramid(dim)
+        self.neck = SimpleFeaturePyramid(dim)
         self.decoder = UPerNetHead([dim] * 4, channels, num_classes, pool_scales)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits (B, K, H, W) for images (B, C, H, W); H and W must be multiples of 16."""
+    def forward(self, x: Tensor, band_mask: Tensor | None = None) -> Tensor:
+        """Logits (B, K, H, W) for images (B, C, H, W); H and W must be multiples of 16; *band_mask* (B, C)."""
         check_image_size(x, self.encoder.patch_size)
         feats = self.encoder.forward_intermediates(
-            x, indices=list(self.layer_indices), norm=False, output_fmt='NCHW', intermediates_only=True
+            x, indices=list(self.layer_indices), band_mask=band_mask, norm=False, output_fmt='NCHW',
+            intermediates_only=True,
         )
         logits = self.decoder(self.neck(feats))
         return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=False)

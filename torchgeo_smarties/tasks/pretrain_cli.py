@@ -36,10 +36,11 @@ def build_cli(argv: Sequence[str], run: bool = True) -> Any:
     """
     from lightning.pytorch.cli import LightningCLI
 
+    from ..configs import resolve_config_args
     from .paired_data import PairedDataModule
     from .pretraining import SMARTIESPretraining
 
-    args = list(argv)
+    args = resolve_config_args(argv)  # bundled config names, package:// paths
     if run and (not args or args[0] not in _SUBCOMMANDS) and not any(a in ('-h', '--help') for a in args[:1]):
         args = ['fit', *args]
     return LightningCLI(

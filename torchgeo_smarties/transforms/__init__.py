@@ -8,7 +8,8 @@
   release's statistics interpolated in wavelength for any sensor with a value convention
   (:func:`default_stats`, :func:`interpolated_stats`), or the scene's own (:func:`scene_statistics`).
 * :class:`CrossSensorMixup`: paper Eq. 1–2 on a pair, in the encoder's input form.
-* :class:`PairedGeometric` / :class:`PairedResize`: identical geometry on a pair of different resolutions.
+* :class:`PairedGeometric` / :class:`PairedResize`: identical geometry on a pair of different resolutions;
+  :class:`PairSequential` chains pair steps with kornia's call shape (``seq(a, b)`` or a dict batch).
 * :class:`RandomBandSubset`: random band subsets as a (B, C) band mask.
 
 .. versionadded:: 0.1
@@ -20,7 +21,7 @@ from .estimate import compute_raster_statistics, compute_statistics
 from .factory import NORM_METHODS, make_normalizer, normalization_preset, normalization_tags
 from .mixup import CrossSensorMixup, MixedPair, MixupMode
 from .normalize import NormalizeMode, SmartiesNormalize, sar_to_db
-from .paired import PairedGeometric, PairedResize, pair_scale
+from .paired import PairedGeometric, PairedResize, PairSequential, pair_scale
 from .presets import STATS_PRESETS, list_stats_presets, preset_stats
 from .scene import check_sar_units, scene_statistics
 from .sensor_stats import default_stats, interpolated_stats
@@ -34,6 +35,7 @@ __all__ = (
     'MixedPair',
     'MixupMode',
     'NormalizeMode',
+    'PairSequential',
     'PairedGeometric',
     'PairedResize',
     'RandomBandSubset',

@@ -5,17 +5,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from kornia.augmentation import IntensityAugmentationBase2D
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import BandCountError, InputError
 from ..spectrum import resolve_bands
 
-__all__ = ('RandomBandSubset', 'random_band_mask')
+__all__ = ('BAND_MASK_KEY', 'RandomBandSubset', 'attach_band_mask', 'batch_band_mask', 'random_band_mask')
+
+#: The batch key of the (B, C) band mask (True = band kept/valid).
+BAND_MASK_KEY = 'band_mask'
 
 
 def random_band_mask(
@@ -46,19 +49,85 @@ def random_band_mask(
     return (ranks < n).to(device)
 
 
+def attach_band_mask(batch: dict[str, Any], aug: nn.Module | None, key: str = 'image') -> dict[str, Any]:
+    """Put the band masks of the :class:`RandomBandSubset` steps that just ran in *aug* into ``batch['band_mask']``.
+
+    Masks of several steps (and a ``band_mask`` already in the batch) are combined with AND. Each step's
+    mask is consumed (:meth:`RandomBandSubset.pop_band_mask`), so a step of another split's augmentation
+    that did not run on this batch contributes nothing.
+
+    Args:
+        batch: the augmented batch (modified in place and returned).
+        aug: the augmentation that was applied (any module; searched recursively), or None.
+        key: the image key (the mask is checked against its batch size and channels).
+
+    Raises:
+        BandCountError: if a mask does not fit the image (B, C).
+    """
+    if aug is None:
+        return batch
+    masks = [m.pop_band_mask() for m in aug.modules() if isinstance(m, RandomBandSubset)]
+    found = [m for m in masks if m is not None]
+    if not found:
+        return batch
+    image = batch.get(key)
+    mask = batch.get(BAND_MASK_KEY)
+    for m in found:
+        if isinstance(image, Tensor) and tuple(m.shape) != (image.shape[0], image.shape[-3]):
+            raise BandCountError(
+                f'the RandomBandSubset mask has shape {tuple(m.shape)} but batch[{key!r}] is {tuple(image.shape)}; '
+                'put RandomBandSubset in the augmentation of the image, after any channel selection'
+            )
+        m = m.to(image.device) if isinstance(image, Tensor) else m
+        mask = m if mask is None else mask & m
+    batch[BAND_MASK_KEY] = mask
+    return batch
+
+
+def batch_band_mask(batch: Mapping[str, Any], key: str = 'image') -> Tensor | None:
+    """The (B, C) band mask of a batch: ``batch['band_mask']`` AND "band not entirely NaN", or None if all valid.
+
+    An all-NaN band of a sample (what :class:`RandomBandSubset` writes by default) counts as dropped.
+
+    Raises:
+        BandCountError: if ``batch['band_mask']`` does not fit the image (B, C).
+    """
+    x = batch.get(key)
+    mask = batch.get(BAND_MASK_KEY)
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        return mask if isinstance(mask, Tensor) else None
+    if mask is not None:
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != (x.shape[0], x.shape[1]):
+            shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise BandCountError(
+                f"batch['band_mask'] has shape {shape} but the image batch is {tuple(x.shape)}; it must be "
+                '(B, C) bool, True = band valid'
+            )
+        mask = mask.to(device=x.device, dtype=torch.bool)
+    if x.is_floating_point():
+        dropped = torch.isnan(x).flatten(2).all(2)
+        if bool(dropped.any()):
+            mask = ~dropped if mask is None else mask & ~dropped
+    return mask
+
+
 class RandomBandSubset(IntensityAugmentationBase2D):
     """Spectral dropout: keep a random subset of bands per sample, as a kornia augmentation.
 
-    In the augmentation pipeline the dropped bands are filled with *fill_value* (0 = the band mean after
-    SMARTIES normalisation), and the (B, C) keep-mask of the last call is :attr:`band_mask` — pass it to
-    the encoder as ``band_mask=`` so that dropped bands are excluded from the token mean (SMARTIES
-    averages over valid bands, so the token is then exactly the token of the kept bands). For a whole
-    batch with fewer channels, use :meth:`select`.
+    Dropped bands are filled with *fill_value* (default NaN) and the (B, C) keep-mask of the last call is
+    :attr:`band_mask`. The mask must reach the encoder as ``band_mask=`` so that dropped bands are excluded
+    from the token mean (SMARTIES averages over valid bands, so the token is then exactly the token of the
+    kept bands). Inside a torchgeo data module's ``aug``, the SMARTIES data modules put it into the batch as
+    ``batch['band_mask']`` (:func:`attach_band_mask`) and the SMARTIES tasks pass it to the model. The NaN
+    fill makes every other path fail loudly (the encoder refuses NaN without a mask; the SMARTIES tasks
+    treat an all-NaN band as dropped) instead of feeding zeros as if they were data. A zero fill
+    (``fill_value=0``, the band mean after SMARTIES normalisation) is only right when you pass the mask
+    yourself. For a whole batch with fewer channels, use :meth:`select`.
 
     Args:
         min_bands: fewest bands kept per sample (≥ 1).
         max_bands: most bands kept (default: all).
-        fill_value: value written into dropped bands (``float('nan')`` works with the encoder's mask).
+        fill_value: value written into dropped bands (default NaN; see above).
         p: probability of applying it to a sample (samples not applied keep all bands).
         generator: RNG for the draw (CPU). Without it the draw uses torch's global RNG, so
             ``torch.manual_seed`` makes it deterministic.
@@ -67,6 +136,8 @@ class RandomBandSubset(IntensityAugmentationBase2D):
     Example:
         >>> drop = RandomBandSubset(min_bands=3)
         >>> x = drop(torch.randn(4, 12, 32, 32))
+        >>> bool(x.isnan().any())  # dropped bands are NaN until masked
+        True
         >>> drop.band_mask.shape, bool((drop.band_mask.sum(1) >= 3).all())
         (torch.Size([4, 12]), True)
 
@@ -78,7 +149,7 @@ class RandomBandSubset(IntensityAugmentationBase2D):
         min_bands: int = 1,
         max_bands: int | None = None,
         *,
-        fill_value: float = 0.0,
+        fill_value: float = float('nan'),
         p: float = 1.0,
         generator: torch.Generator | None = None,
         keepdim: bool = False,
@@ -120,6 +191,14 @@ class RandomBandSubset(IntensityAugmentationBase2D):
         if not params or 'keep' not in params:
             return None
         return params['keep']
+
+    def pop_band_mask(self) -> Tensor | None:
+        """The keep-mask of the last call, once: a second call returns ``None`` until the module runs again."""
+        mask = self.band_mask
+        params = getattr(self, '_params', None)
+        if params:
+            params.pop('keep', None)
+        return mask
 
     def select(
         self, x: Tensor, bands: str | Sequence[str], *, generator: torch.Generator | None = None

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..errors import ImageSizeError, InputError
 
-__all__ = ('PairedGeometric', 'PairedResize', 'pair_scale')
+__all__ = ('PairSequential', 'PairedGeometric', 'PairedResize', 'pair_scale')
 
 
 def _size2(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -257,3 +257,87 @@ class PairedGeometric(_PairBase):
 
     def extra_repr(self) -> str:  # noqa: D102
         return f'size={self.size}, crop={self.do_crop}'
+
+
+class PairSequential(nn.Module):
+    """A pipeline for image pairs with the call shape of kornia's ``AugmentationSequential``.
+
+    kornia's ``AugmentationSequential`` transforms the data keys of *one* image (image, mask, boxes); a pair
+    of images from two sensors at different resolutions needs the same geometry on both, which
+    :class:`PairedGeometric` / :class:`PairedResize` draw jointly, and :class:`CrossSensorMixup` needs both
+    images at once. ``PairSequential`` chains them:
+
+    * pair steps (:class:`PairedGeometric`, :class:`PairedResize`, :class:`CrossSensorMixup`, or any module
+      or a nested ``PairSequential``) get both images;
+    * any other module (kornia intensity augmentations, :class:`SmartiesNormalize`, ...) is applied to each
+      image separately; per-image *geometric* kornia augmentations are refused (they would misalign the pair);
+    * :class:`CrossSensorMixup` may only be the last step (its output is the mixed views).
+
+    Call it like kornia's: ``seq(a, b)`` → ``(a′, b′)`` (or a :class:`MixedPair` when the last step is the
+    mixup), or ``seq(batch)`` with a dict holding ``data_keys`` → a copy of the dict with both images
+    replaced (and the mixup's ``view_a``/``mask_a``/... keys added).
+
+    Args:
+        *steps: the steps, in order.
+        data_keys: the two image keys of dict batches (set on every pair step).
+
+    Raises:
+        InputError: for a geometric per-image step, a mixup that is not last, or bad inputs.
+
+    Example:
+        >>> seq = PairSequential(PairedGeometric(64), K.RandomGaussianNoise(p=0.5), CrossSensorMixup())
+        >>> out = seq({'image_a': torch.randn(2, 12, 32, 32), 'image_b': torch.randn(2, 2, 128, 128)})
+        >>> out['view_a'].shape
+        torch.Size([2, 14, 64, 64])
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, *steps: nn.Module, data_keys: tuple[str, str] = ('image_a', 'image_b')) -> None:
+        super().__init__()
+        from .mixup import CrossSensorMixup
+
+        if len(data_keys) != 2:
+            raise InputError(f'data_keys must name the two images of the pair, got {data_keys!r}')
+        for i, step in enumerate(steps):
+            if isinstance(step, CrossSensorMixup) and i != len(steps) - 1:
+                raise InputError('CrossSensorMixup must be the last step of a PairSequential (it outputs the views)')
+            if not self._is_pair(step) and isinstance(step, K.GeometricAugmentationBase2D):
+                raise InputError(
+                    f'{type(step).__name__} is a per-image geometric augmentation: applied to each image separately '
+                    'it would misalign the pair; use PairedGeometric (crop, flips, rot90) or PairedResize'
+                )
+            if isinstance(step, (_PairBase, CrossSensorMixup)):
+                step.keys = (data_keys[0], data_keys[1])
+        self.data_keys = tuple(data_keys)
+        self.steps = nn.ModuleList(steps)
+
+    @staticmethod
+    def _is_pair(step: nn.Module) -> bool:
+        from .mixup import CrossSensorMixup
+
+        return isinstance(step, (_PairBase, CrossSensorMixup, PairSequential))
+
+    def _run(self, a: Tensor, b: Tensor) -> Any:
+        out: Any = (a, b)
+        for step in self.steps:
+            a, b = out
+            out = step(a, b) if self._is_pair(step) else (step(a), step(b))
+        return out
+
+    def forward(self, a: Tensor | Mapping[str, Any], b: Tensor | None = None) -> Any:
+        """Run the pipeline on ``(a, b)`` or on a dict batch holding ``data_keys``."""
+        if isinstance(a, Mapping):
+            batch = dict(a)
+            ka, kb = self.data_keys
+            if ka not in batch or kb not in batch:
+                raise InputError(f'the batch dict needs the keys {self.data_keys}; got {sorted(batch)}; set data_keys=')
+            out = self._run(batch[ka], batch[kb])
+            if isinstance(out, tuple):
+                batch[ka], batch[kb] = out
+            else:
+                batch.update(out.as_dict())
+            return batch
+        if b is None:
+            raise InputError('give both images of the pair: seq(a, b), or a dict batch')
+        return self._run(a, b)
