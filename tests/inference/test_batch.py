@@ -152,3 +152,19 @@ def test_bad_batch_options(scenes: list[Path], tmp_path: Path) -> None:
     with pytest.raises(InputError, match='per scene'):
         embed_many([str(scenes[0])], tmp_path / 'o', output='x.tif')
     assert not (tmp_path / 'o').exists()
+
+
+def test_cli_batch_reports_failed_scene(scenes: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchgeo_smarties.cli import main
+
+    _corrupt(scenes[2])
+    out = tmp_path / 'cli_out'
+    args = ['embed', str(scenes[0].parent / 'scene_*.tif'), '-o', f'{out}/', '--weights', str(TINY_WEIGHTS),
+            '--num-heads', '4', '--tile', '64', '--overlap', '0', '--workers', '0', '--no-progress']
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and 'Traceback' not in err[0] and '1 of 3 scenes failed' in err[0] and 'scene_2' in err[0]
+    assert sorted(p.name for p in out.glob('*_embeddings.tif')) == ['scene_0_embeddings.tif', 'scene_1_embeddings.tif']
+    assert main([*args, '--preview', str(tmp_path / 'p.png')]) == 2  # a preview is per scene
+    assert 'is for one scene' in capsys.readouterr().err

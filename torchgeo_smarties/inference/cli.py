@@ -33,9 +33,14 @@ _SAMPLE_DIR = Path(__file__).resolve().parents[1] / 'data' / 'samples'
 SAMPLES = {'sentinel2': _SAMPLE_DIR / 'sentinel2_l1c_crop.tif'}
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument('input', nargs='?', help='GeoTIFF/COG/VRT, a folder of single-band files, a URL '
-                   '(https://, s3://) or a STAC item (.json file or URL)')
+def _common(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument('input', nargs='*', help='GeoTIFF/COG/VRT, a folder of single-band files, a URL '
+                       '(https://, s3://) or a STAC item (.json file or URL); or several scenes: several inputs, a '
+                       'list file (.txt), a glob, a STAC item collection or a folder of scenes (then -o is a folder)')
+    else:
+        p.add_argument('input', nargs='?', help='GeoTIFF/COG/VRT, a folder of single-band files, a URL '
+                       '(https://, s3://) or a STAC item (.json file or URL)')
     p.add_argument('-o', '--output', required=True,
                    help='output file, or a folder (ending in / or existing) to write <input name>_<kind>.tif into')
     p.add_argument('--sample', choices=sorted(SAMPLES), help='use a bundled CC0 sample scene as input (no network)')
@@ -71,7 +76,7 @@ def build_embed_parser() -> argparse.ArgumentParser:
                     'channel, CRS kept, transform × 16), or one vector per tile with --pool.',
         epilog='example: smarties embed --sample sentinel2 -o out/',
     )
-    _common(p)
+    _common(p, many=True)
     g = p.add_argument_group('output')
     g.add_argument('--dtype', choices=('float32', 'float16'), default=None, help='output data type (default float32)')
     g.add_argument('--layer', type=int, default=None, help='block whose tokens are written (default -1 = last; '
@@ -119,7 +124,7 @@ def _resolve_io(args: argparse.Namespace, kind: str) -> tuple[str, Path, Path | 
             raise SmartiesError('give either INPUT or --sample, not both')
         inp = str(SAMPLES[args.sample])
     elif args.input:
-        inp = args.input
+        inp = args.input[0] if isinstance(args.input, list) else args.input
     else:
         raise SmartiesError('give an INPUT raster (or --sample sentinel2)')
     out = Path(args.output)
@@ -159,6 +164,11 @@ def embed_main(argv: list[str]) -> int:
 
         if args.pool:
             _check_pool(args)
+        if args.input and not args.sample:
+            from .batch import is_batch_input
+
+            if is_batch_input(args.input):
+                return _embed_batch(args, prog)
         inp, out, preview = _resolve_io(args, 'embeddings')
         common = dict(weights=args.weights, bands=args.bands, sensor=args.sensor, stats=args.stats, norm=args.norm,
                       batch_size=args.batch_size, num_workers=args.workers, device=args.device,
@@ -194,6 +204,39 @@ def embed_main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f'{prog}: interrupted; rerun the same command with --resume to continue', file=sys.stderr)
         return 130
+    return 0
+
+
+def _embed_batch(args: argparse.Namespace, prog: str) -> int:
+    """``smarties embed`` over several scenes (:func:`~torchgeo_smarties.inference.batch.embed_many`)."""
+    from .batch import embed_many
+
+    for flag, given in (('--pool', args.pool), ('--preview', args.preview), ('--devices', args.devices is not None),
+                        ('--num-nodes', args.num_nodes != 1)):
+        if given:
+            raise _UsageError(f'{flag} is for one scene; a batch job (several scenes) embeds each scene in one process '
+                              '(split scenes across processes with torchrun/SLURM ranks instead)')
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f'several scenes write into a folder: -o {args.output!r} is a file; give a folder such as '
+                          f'{str(out.with_suffix("")) + "/"!r}')
+    with warnings.catch_warnings():
+        warnings.simplefilter('always')
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.showwarning = _show_warning
+        res = embed_many(
+            args.input, out, resume=args.resume, weights=args.weights, bands=args.bands, sensor=args.sensor,
+            stats=args.stats, norm=args.norm, batch_size=args.batch_size, num_workers=args.workers,
+            device=args.device, precision=args.precision, require_crs=args.require_crs, num_heads=args.num_heads,
+            progress=not args.no_progress, tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
+            dtype=args.dtype or 'float32', layer=-1 if args.layer is None else args.layer,
+            final_norm=args.final_norm, compress=args.compress or 'deflate',
+        )
+    if res.failed:
+        print(f'{prog}: error: {len(res.failed)} of {len(res.outcomes)} scenes failed: '
+              + '; '.join(f'{o.input} ({o.error})' for o in res.failed).replace('\n', ' ')
+              + '; fix them and rerun the same command with --resume', file=sys.stderr)
+        return 1
     return 0
 
 
