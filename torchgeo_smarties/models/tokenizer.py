@@ -218,15 +218,17 @@ class SpectrumAwareProjection(nn.Module):
                 chunk = x[i : i + step]
                 torch.addmm(bias, _patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
             return out.reshape(b, gh, gw, -1)
-        return self._masked(x, plan, band_mask)
+        valid = patch_validity(band_mask.to(x.device), (b, c, h, w), s)  # (B, C, gh, gw) bool
+        active = torch.tensor(plan.active, device=x.device)[None, :, None, None]
+        if not torch.compiler.is_compiling() and bool((valid | ~active).all()):
+            # every active band is valid in every patch: this *is* the unmasked computation, so take its path
+            return self.forward(x, plan)
+        return self._masked(x, plan, valid & active)
 
-    def _masked(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor) -> Tensor:
+    def _masked(self, x: Tensor, plan: ProjectionPlan, valid: Tensor) -> Tensor:
         b, c, h, w = x.shape
         s = self.patch_size
         gh, gw = h // s, w // s
-        valid = patch_validity(band_mask, (b, c, h, w), s)  # (B, C, gh, gw) bool
-        active = torch.tensor(plan.active, device=x.device)
-        valid = valid & active[None, :, None, None]
         vpix = valid.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
         x = torch.where(vpix, x, torch.zeros((), dtype=x.dtype, device=x.device))
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
