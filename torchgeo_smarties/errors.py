@@ -14,6 +14,7 @@ __all__ = (
     'EmptyBandListError',
     'ImageSizeError',
     'InputError',
+    'ModelConfigError',
     'OutOfSpectrumError',
     'SmartiesError',
     'UnitError',
@@ -78,3 +79,8 @@ class InputError(SmartiesError):
 
 class CheckpointError(SmartiesError):
     """A checkpoint is unreadable, corrupt, or does not match the model."""
+
+
+# --- models
+class ModelConfigError(SmartiesError):
+    """An encoder/decoder architecture is invalid (e.g. ``embed_dim`` not divisible by ``num_heads``)."""

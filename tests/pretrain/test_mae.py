@@ -214,3 +214,25 @@ def test_baseline_metric_on_constant_patches() -> None:
     r = masked_reconstruction_errors(model, x, 'sentinel2_10m', token_mask=tm)
     assert r['baseline_mse'] == pytest.approx(0.0, abs=1e-10)  # the mean of the visible patches is exact
     assert r['model_mse'] > 0 and r['num_tokens'] == 24
+
+
+def test_encoder_is_a_registered_submodule() -> None:
+    model = tiny()
+    assert dict(model.named_children())['encoder'] is model.encoder
+    model.train()
+    model.eval()
+    assert [name for name, m in model.named_modules() if m.training] == []
+    model.train()
+    assert model.encoder.training and model.encoder.patch_drop.training and model.encoder.pos_drop.training
+    model.half()
+    assert model.encoder.cls_token.dtype == torch.float16 and model.encoder.pos_embed.dtype == torch.float16
+    model.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in model.encoder.state_dict().values())
+    # release flat keys out, flat and nested keys in
+    sd = model.state_dict()
+    assert 'cls_token' in sd and not any(k.startswith('encoder.') for k in sd)
+    other = tiny()
+    other.load_state_dict(sd)
+    other.load_state_dict({('encoder.' + k if not k.startswith(('mask_token', 'decoder_')) else k): v
+                           for k, v in sd.items()})
+    assert torch.equal(other.encoder.cls_token, model.encoder.cls_token.float())

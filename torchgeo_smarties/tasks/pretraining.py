@@ -182,7 +182,7 @@ class SMARTIESPretraining(BaseTask):
         for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            if p.ndim <= 1 or name.endswith('.bias') or name in _NO_DECAY:
+            if p.ndim <= 1 or name.endswith('.bias') or name.removeprefix('encoder.') in _NO_DECAY:
                 no_decay.append(p)
             else:
                 decay.append(p)
