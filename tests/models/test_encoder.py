@@ -8,7 +8,7 @@ import torch
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, UnknownBandError
 from torchgeo_smarties.models import SMARTIESViT, smarties_vitb, smarties_vitl
-from torchgeo_smarties.models.mixing import mix_tokens, random_assignment, stack_pair
+from torchgeo_smarties.ops import mix_tokens, random_assignment, stack_pair
 
 TINY = {'embed_dim': 64, 'depth': 2, 'num_heads': 4, 'img_size': 64}
 

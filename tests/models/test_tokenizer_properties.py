@@ -107,3 +107,49 @@ def test_masked_path_equals_the_per_band_loop_over_valid_bands_in_float64(grad: 
                 patch = x[i : i + 1, keep, r * S : (r + 1) * S, col * S : (col + 1) * S]
                 torch.testing.assert_close(out[i, r, col], _reference(proj, patch, sub)[0, 0, 0],
                                            rtol=1e-10, atol=1e-10)
+
+
+#: A 40-band plan (repeated and interpolated bands): more channels than learned ranges, so the tokenizer mixes first.
+MANY = [POOL[i % len(POOL)] for i in range(40)]
+
+
+def test_mix_first_is_chosen_by_the_operation_count() -> None:
+    proj = _projection()  # D = 8 < K: mixing first never pays
+    assert not proj.mixes_first(plan_bands(MANY))
+    wide = SpectrumAwareProjection(patch_size=S, embed_dim=64)
+    assert wide.mixes_first(plan_bands(MANY)) and not wide.mixes_first(plan_bands('sentinel2_l1c'))
+    vitb = SpectrumAwareProjection(embed_dim=768)  # K = 17: from 18 bands on
+    assert [vitb.mixes_first(plan_bands(MANY[:c])) for c in (17, 18)] == [False, True]
+
+
+@pytest.mark.parametrize('grad', [False, True])
+@pytest.mark.parametrize('masked', [False, True])
+def test_mix_first_equals_the_fused_projection_in_float64(grad: bool, masked: bool) -> None:
+    torch.manual_seed(0)
+    proj = SpectrumAwareProjection(patch_size=S, embed_dim=64).double().eval()
+    with torch.no_grad():
+        for m in proj.spectrum_embeds:
+            m.proj.bias.normal_()  # type: ignore[union-attr]
+    plan = plan_bands(MANY)
+    assert proj.mixes_first(plan)
+    x = torch.randn(2, len(MANY), 2 * S, 3 * S, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    mask = None
+    if masked:
+        mask = torch.rand(2, len(MANY), 2, 3, generator=torch.Generator().manual_seed(5)) > 0.3
+        mask[0, :, 1, 2] = False  # a patch without any valid band
+    with torch.set_grad_enabled(grad):
+        out = proj(x, plan, mask).detach()
+    # the fused form of the same plan (per-channel weights), the masked reference per patch as in _masked
+    weight, bias = proj.fused(plan, x.device, x.dtype)
+    rows = x.reshape(2, len(MANY), 2, S, 3, S).permute(0, 2, 4, 1, 3, 5).reshape(12, -1)
+    if mask is None:
+        ref = (rows @ weight + bias).reshape(out.shape)
+    else:
+        v = (mask & torch.tensor(plan.active)[None, :, None, None]).permute(0, 2, 3, 1).reshape(12, -1).double()
+        scale = proj.scaler / v.sum(1, keepdim=True).clamp_min(1.0)
+        w_c = weight * plan.num_active / proj.scaler
+        biases = torch.stack([m.proj.bias for m in proj.spectrum_embeds])  # type: ignore[misc]
+        b_c = torch.tensor(plan.matrix(), dtype=torch.float64) @ biases
+        ref = ((rows * v.repeat_interleave(S * S, 1)) @ w_c * scale + (v * scale) @ b_c.detach()).reshape(out.shape)
+    # float64: different summation order only (~1e-14); 1e-9 is far below any real difference (values O(1))
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)

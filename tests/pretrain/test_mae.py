@@ -9,8 +9,8 @@ import torch
 from torchgeo_smarties.errors import ImageSizeError, InputError, SmartiesError
 from torchgeo_smarties.models.checkpoint import load_encoder_weights
 from torchgeo_smarties.models.mae import SMARTIESMAE, masked_reconstruction_errors, patchify_bands, random_token_mask
-from torchgeo_smarties.models.mixing import random_assignment, stack_pair
 from torchgeo_smarties.models.vit import SMARTIESViT
+from torchgeo_smarties.ops import random_assignment, stack_pair
 from torchgeo_smarties.spectrum import plan_bands
 
 DATA = Path(__file__).resolve().parents[1] / 'data'
@@ -90,7 +90,7 @@ def test_mixed_view_equals_image_space_mixing() -> None:
     xa, xb = torch.randn(2, 4, 64, 64), torch.randn(2, 6, 64, 64)
     _, asg = masks()
     ta, tb = enc.patch_tokens(xa, 'sentinel2_10m'), enc.patch_tokens(xb, 'sentinel2_20m')
-    from torchgeo_smarties.models.mixing import mix_tokens
+    from torchgeo_smarties.ops import mix_tokens
 
     x, bm = stack_pair(xa, xb, asg)
     stacked = enc.patch_tokens(x, list(plan_bands('sentinel2_10m').bands + plan_bands('sentinel2_20m').bands), bm)

@@ -7,7 +7,7 @@ import torch
 
 from torchgeo_smarties.errors import InputError
 from torchgeo_smarties.models.mae import SMARTIESMAE, random_token_mask
-from torchgeo_smarties.models.mixing import random_assignment
+from torchgeo_smarties.ops import random_assignment
 from torchgeo_smarties.tasks.pretraining import SMARTIESPretraining
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2, img_size=64, decoder_embed_dim=32, decoder_depth=1,

@@ -24,17 +24,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import ImageSizeError, InputError
+from ..ops import (
+    MixupMode,
+    check_mixup_mode,
+    mix_tokens,
+    patch_validity,
+    patchify_bands,
+    random_assignment,
+    random_ranks,
+)
 from ..spectrum import ProjectionPlan
-from .mixing import mix_tokens, random_assignment
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
-from .tokenizer import patch_validity
 from .vit import Bands, SMARTIESViT, check_architecture, release_init_
 
 __all__ = (
@@ -45,20 +52,6 @@ __all__ = (
     'patchify_bands',
     'random_token_mask',
 )
-
-#: ``'complementary'`` (paper Eq. 1–2: b′ is the mirrored mix, L = L_a′ + L_b′),
-#: ``'release'`` (the official code: b′ is the unmixed sensor-b image, L = 0.5·(L_a′ + L_b′)),
-#: ``'none'`` (no mixing; a pair gives two plain views, L = L_a + L_b).
-MixupMode = Literal['complementary', 'release', 'none']
-
-
-def patchify_bands(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, H, W) → (B, h·w, C, S·S): tokens row-major, pixels row-major within each band patch."""
-    b, c, h, w = x.shape
-    s = patch_size
-    x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b, (h // s) * (w // s), c, s * s)
-
 
 def random_token_mask(
     batch: int, num_tokens: int, ratio: float = 0.75, *, generator: torch.Generator | None = None,
@@ -72,9 +65,7 @@ def random_token_mask(
     if not 0.0 <= ratio < 1.0:
         raise InputError(f'mask ratio must be in [0, 1), got {ratio}')
     len_keep = int(num_tokens * (1 - ratio))
-    noise = torch.rand(batch, num_tokens, generator=generator, device='cpu' if generator is not None else device)
-    ranks = noise.argsort(dim=1).argsort(dim=1)
-    return (ranks >= len_keep).to(device)
+    return random_ranks(batch, num_tokens, generator=generator, device=device) >= len_keep
 
 
 @dataclass
@@ -166,8 +157,7 @@ class SMARTIESMAE(nn.Module):
             ModelConfigError: for an invalid encoder or decoder size.
         """
         super().__init__()
-        if mixup not in ('complementary', 'release', 'none'):
-            raise InputError(f"mixup must be 'complementary', 'release' or 'none', got {mixup!r}")
+        mixup = check_mixup_mode(mixup)
         if not 0.0 <= mask_ratio < 1.0:
             raise InputError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
         if not 0.0 <= mixup_ratio <= 1.0:

@@ -26,7 +26,6 @@ band gets an all-zero embedding (before the position embedding) — downstream c
 """
 
 import math
-from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
 
 import torch
@@ -34,9 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import BandCountError, ImageSizeError, InputError
+from ..ops import patch_validity, patchify
 from ..spectrum import NUM_LEARNED_RANGES, PROJECTION_SCALER, ProjectionPlan
 
-__all__ = ('SpectrumAwareProjection', 'SpectrumPatchEmbed', 'SpectrumRangeProjection', 'validate_image')
+__all__ = (
+    'SpectrumAwareProjection', 'SpectrumPatchEmbed', 'SpectrumRangeProjection', 'patch_validity', 'validate_image',
+)
 
 
 class _RangeLinear(nn.Linear):
@@ -116,26 +118,27 @@ def validate_image(x: Tensor, num_bands: int, patch_size: int, check_finite: boo
 _CHUNK_ELEMENTS = 4 * 1024 * 1024
 
 
-def _patchify(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, H, W) → (B·h·w, C·S·S), patches row-major, pixels row-major within a band."""
-    b, c, h, w = x.shape
-    s = patch_size
-    x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b * (h // s) * (w // s), c * s * s)
-
-
 def _is_tracing() -> bool:
     """True under ``torch.fx`` symbolic tracing, ``torch.compile``/export or TorchScript scripting."""
     return torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling()
 
 
 class _Fused(NamedTuple):
-    """A plan's projection: per-channel weights (C·S·S, D) and biases (C, D), unscaled; scaled weight and bias."""
+    """A plan's projection, in one of two equal forms (see :meth:`SpectrumAwareProjection.mixes_first`).
 
-    w_c: Tensor
+    Attributes:
+        w_c: fused form: per-channel weights W_c = Σ_k A[c,k] W_k, (C·S·S, D), unscaled; None when mixing first.
+        b_c: per-channel biases Σ_k A[c,k] b_k, (C, D), unscaled.
+        weight: fused form: ``w_c · 12/C``; mix-first form: the stacked ranges (K·S·S, D), unscaled.
+        bias: ``12/C · Σ_c b_c`` (D,).
+        mix: mix-first form: the mixing matrix A (C, K), unscaled; None in the fused form.
+    """
+
+    w_c: Tensor | None
     b_c: Tensor
     weight: Tensor
     bias: Tensor
+    mix: Tensor | None
 
 
 class SpectrumAwareProjection(nn.Module):
@@ -184,8 +187,20 @@ class SpectrumAwareProjection(nn.Module):
         linears = self._linears()
         return torch.stack([lin.weight for lin in linears]), torch.stack([lin.bias for lin in linears])
 
+    def mixes_first(self, plan: ProjectionPlan) -> bool:
+        """Whether *plan* is cheaper to project by mixing its C channels into the K ranges first.
+
+        The token is linear in the image, so ``Σ_c A[c,k] x_c`` (a C → K channel mix, C·K multiply-adds per
+        pixel) followed by the K stacked range projections (K·D per pixel) equals the fused C-channel
+        projection (C·D per pixel). Mixing first is chosen when it needs fewer operations:
+        ``C·(D − K) > K·D``, i.e. C ≥ 18 bands for ViT-B/L (K = 17): hyperspectral inputs cost about as much
+        as 17 bands instead of growing with C.
+        """
+        k, d = len(self.spectrum_embeds), self.embed_dim
+        return plan.num_bands * (d - k) > k * d
+
     def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> _Fused:
-        """Per-channel weights W_c = Σ_k A[c,k] W_k laid out (C·S·S, D), biases (C, D); and the scaled sums."""
+        """The projection of *plan* in its cheaper form (see :class:`_Fused`)."""
         weight, bias = self.stacked()  # (K, D, P), (K, D)
         k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2  # (static, also under torch.fx)
         rows = plan.matrix()
@@ -193,12 +208,15 @@ class SpectrumAwareProjection(nn.Module):
             raise ValueError(f'plan mixes {len(rows[0])} ranges but the model has {k}')
         mix = torch.tensor(rows, dtype=torch.float64).to(weight)  # (C, K)
         c = len(rows)
+        scale = self.scaler / plan.num_active
+        b_c = (mix @ bias).to(device=device, dtype=dtype)  # (C, D)
+        if self.mixes_first(plan):
+            w_k = weight.permute(0, 2, 1).reshape(k * p, d).to(device=device, dtype=dtype)  # row k·P + p
+            return _Fused(None, b_c, w_k, b_c.sum(0) * scale, mix.to(device=device, dtype=dtype))
         # (C, K) @ (K, D·P) → (C, D, P) → (C, P, D): a patch row (c·P + p) multiplies it directly
         w_c = (mix @ weight.reshape(k, d * p)).reshape(c, d, p).permute(0, 2, 1).reshape(c * p, d)
-        b_c = mix @ bias  # (C, D)
-        w_c, b_c = w_c.to(device=device, dtype=dtype), b_c.to(device=device, dtype=dtype)
-        scale = self.scaler / plan.num_active
-        return _Fused(w_c, b_c, w_c * scale, b_c.sum(0) * scale)
+        w_c = w_c.to(device=device, dtype=dtype)
+        return _Fused(w_c, b_c, w_c * scale, b_c.sum(0) * scale, None)
 
     def fused_parts(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> _Fused:
         """The fused projection of *plan* (see :class:`_Fused`); scale 12/C folded into ``weight``/``bias``.
@@ -220,9 +238,16 @@ class SpectrumAwareProjection(nn.Module):
         return parts
 
     def fused(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """The fused projection of *plan*: weight (C·S·S, D) and bias (D,), scale 12/C folded in."""
+        """The fused projection of *plan*: weight (C·S·S, D) and bias (D,), scale 12/C folded in.
+
+        Always the fused form (for inspection and export), also for plans the forward pass mixes first.
+        """
         parts = self.fused_parts(plan, device, dtype)
-        return parts.weight, parts.bias
+        if parts.mix is None:
+            return parts.weight, parts.bias
+        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2
+        w_c = (parts.mix @ parts.weight.reshape(k, p * d)).reshape(-1, d)  # rows c·P + p
+        return w_c * (self.scaler / plan.num_active), parts.bias
 
     # -- forward ---------------------------------------------------------------------------------------------------
     # (TorchScript cannot take a plan: it calls forward_default)
@@ -251,15 +276,20 @@ class SpectrumAwareProjection(nn.Module):
 
     def _unmasked(self, x: Tensor, plan: ProjectionPlan) -> Tensor:
         s = self.patch_size
-        weight, bias = self.fused(plan, x.device, x.dtype)
+        parts = self.fused_parts(plan, x.device, x.dtype)
+        weight, bias = parts.weight, parts.bias
+        channels = plan.num_bands
+        if parts.mix is not None:  # mix the C channels into the K ranges first (scale 12/C folded into the mix)
+            x = F.conv2d(x, (parts.mix * (self.scaler / plan.num_active)).t()[:, :, None, None])
+            channels = len(self.spectrum_embeds)
         if _is_tracing() or x.is_cuda:
             # one strided convolution: no Python shape arithmetic (traceable by torch.fx, static under compile)
-            kernel = weight.reshape(plan.num_bands, s, s, weight.shape[1]).permute(3, 0, 1, 2)
+            kernel = weight.reshape(channels, s, s, self.embed_dim).permute(3, 0, 1, 2)
             return F.conv2d(x, kernel, bias, stride=s).permute(0, 2, 3, 1)
         b, _, h, w = x.shape
         gh, gw = h // s, w // s
         if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
-            tokens = torch.addmm(bias, _patchify(x, s), weight)
+            tokens = torch.addmm(bias, patchify(x, s), weight)
             return tokens.reshape(b, gh, gw, -1)
         # inference: patchify in chunks of samples so the re-laid-out copy of the input stays small
         # (bounded memory whatever the number of bands); each chunk is still one large matmul
@@ -267,7 +297,7 @@ class SpectrumAwareProjection(nn.Module):
         step = max(1, _CHUNK_ELEMENTS // max(1, x[0].numel()))
         for i in range(0, b, step):
             chunk = x[i : i + step]
-            torch.addmm(bias, _patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
+            torch.addmm(bias, patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
         return out.reshape(b, gh, gw, -1)
 
     def _masked(self, x: Tensor, plan: ProjectionPlan, valid: Tensor) -> Tensor:
@@ -278,9 +308,14 @@ class SpectrumAwareProjection(nn.Module):
         vpix = valid.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
         x = torch.where(vpix, x, torch.zeros((), dtype=x.dtype, device=x.device))
         parts = self.fused_parts(plan, x.device, x.dtype)
+        weight = parts.w_c
+        if parts.mix is not None:  # mix the (masked) channels first; the per-patch scale applies after
+            x = F.conv2d(x, parts.mix.t()[:, :, None, None])
+            weight = parts.weight
+        assert weight is not None
         v = valid.permute(0, 2, 3, 1).reshape(b * gh * gw, c).to(x.dtype)  # (N, C)
         scale = self.scaler / v.sum(1, keepdim=True).clamp_min(1.0)  # 12 / (valid bands per patch)
-        tokens = torch.addmm((v * scale) @ parts.b_c, _patchify(x, s) * scale, parts.w_c)
+        tokens = torch.addmm((v * scale) @ parts.b_c, patchify(x, s) * scale, weight)
         return tokens.reshape(b, gh, gw, -1)
 
     def forward_default(self, x: Tensor, mix: Tensor, scale: float) -> Tensor:
@@ -302,32 +337,6 @@ class SpectrumAwareProjection(nn.Module):
         kernel = (mix @ weight.reshape(k, d * p)).reshape(c, d, s, s).permute(1, 0, 2, 3) * scale
         bias = (mix @ torch.stack(bs)).sum(0) * scale
         return F.conv2d(x, kernel.to(x.dtype), bias.to(x.dtype), stride=s).permute(0, 2, 3, 1)
-
-
-def patch_validity(band_mask: Tensor, shape: Sequence[int], patch_size: int) -> Tensor:
-    """Reduce a validity mask to per-(band, patch) validity (B, C, h, w).
-
-    A band is valid in a patch when all its pixels there are valid.
-
-    Raises:
-        InputError: if the mask's shape fits none of (B, C), (B, C, h, w), (B, C, H, W).
-    """
-    b, c, h, w = shape
-    s = patch_size
-    gh, gw = h // s, w // s
-    m = band_mask
-    if m.dtype != torch.bool:
-        m = m != 0
-    if m.ndim == 2 and tuple(m.shape) == (b, c):
-        return m[:, :, None, None].expand(b, c, gh, gw)
-    if m.ndim == 4 and tuple(m.shape) == (b, c, gh, gw):
-        return m
-    if m.ndim == 4 and tuple(m.shape) == (b, c, h, w):
-        return m.reshape(b, c, gh, s, gw, s).all(dim=5).all(dim=3)
-    raise InputError(
-        f'band_mask of shape {tuple(band_mask.shape)} fits neither (B, C)={b, c}, (B, C, h, w)={b, c, gh, gw} '
-        f'nor (B, C, H, W)={b, c, h, w}'
-    )
 
 
 class SpectrumPatchEmbed(nn.Module):

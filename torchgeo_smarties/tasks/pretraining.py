@@ -18,7 +18,7 @@ from torchgeo.tasks import BaseTask
 
 from ..errors import InputError
 from ..models.mae import SMARTIESMAE, MixupMode, random_token_mask
-from ..models.mixing import random_assignment
+from ..ops import random_assignment
 
 __all__ = ('SMARTIESPretraining', 'effective_lr', 'warmup_cosine')
 

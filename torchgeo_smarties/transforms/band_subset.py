@@ -13,6 +13,7 @@ from kornia.augmentation import IntensityAugmentationBase2D
 from torch import Tensor
 
 from ..errors import BandCountError, InputError
+from ..ops import random_ranks
 from ..spectrum import resolve_bands
 
 __all__ = ('RandomBandSubset', 'random_band_mask')
@@ -42,8 +43,7 @@ def random_band_mask(
             f'channels={channels}; keep at least one band'
         )
     n = torch.randint(min_bands, hi + 1, (batch, 1), generator=generator)
-    ranks = torch.rand(batch, channels, generator=generator).argsort(dim=1).argsort(dim=1)
-    return (ranks < n).to(device)
+    return (random_ranks(batch, channels, generator=generator, device='cpu') < n).to(device)
 
 
 class RandomBandSubset(IntensityAugmentationBase2D):
