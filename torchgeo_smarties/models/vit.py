@@ -192,18 +192,20 @@ class SMARTIESViT(VisionTransformer):
         self.out_of_range: OutOfRange = out_of_range
         self.patch_size = patch_size
         # the fixed sin-cos table: a persistent buffer under the release's key (no gradient, not trained)
-        dd = {'device': self.cls_token.device, 'dtype': self.cls_token.dtype}  # type: ignore[union-attr]
+        # timm's device=/dtype= factory arguments: our tensors follow cls_token
+        dev, dt = self.cls_token.device, self.cls_token.dtype  # type: ignore[union-attr]
         del self.pos_embed
-        self.register_buffer('pos_embed', torch.zeros(1, 1 + self.patch_embed.num_patches, embed_dim, **dd))
+        n_pos = 1 + self.patch_embed.num_patches
+        self.register_buffer('pos_embed', torch.zeros(1, n_pos, embed_dim, device=dev, dtype=dt))
         # spectrum_projection is the first child: torchgeo's load_state_dict finds a model's input layer by
         # following first children (here spectrum_projection.spectrum_embeds.0.proj, as in the release)
         children = dict(self._modules)
         self._modules.clear()
-        self.spectrum_projection = SpectrumAwareProjection(patch_size, embed_dim).to(**dd)  # timm's device=/dtype=
+        self.spectrum_projection = SpectrumAwareProjection(patch_size, embed_dim).to(device=dev, dtype=dt)
         self._modules.update(children)
         self.default_plan = plan
         # the default plan as tensors, for TorchScript (which cannot take a plan): not saved
-        self.register_buffer('default_mix', torch.tensor(plan.matrix(), **dd), persistent=False)
+        self.register_buffer('default_mix', torch.tensor(plan.matrix(), device=dev, dtype=dt), persistent=False)
         self.default_scale = self.spectrum_projection.scaler / plan.num_active
         self.init_weights()
 
