@@ -2,9 +2,10 @@
 # Run timm's own tests/test_models.py against the SMARTIES timm entrypoints
 # (smarties_vit_base_patch16 / smarties_vit_large_patch16), the way timm runs its ViTs.
 #
-#   scripts/timm_model_tests.sh [extra pytest args, e.g. -x or -k 'smarties and fx']
+#   scripts/timm_model_tests.sh [extra pytest args, e.g. -x]
 #
 #   PYTHON=/path/to/python   interpreter with torchgeo_smarties' dependencies (default: .venv/bin/python, else python3)
+#   ONLY='smarties_vit_base'  narrow the selection further (and-ed into -k; e.g. one model or 'fx')
 #
 # What it does:
 # 1. downloads the sdist of the *installed* timm version into a temporary directory (pip download, PyPI) and
@@ -54,7 +55,7 @@ echo "== pytest $TESTS/test_models.py -k smarties (hub-download tests excluded)"
 LOG="$WORK/pytest.log"
 rc=0
 (cd "$TESTS/.." && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -p no:cacheprovider -rfE \
-    tests/test_models.py -k 'smarties and not load_pretrained and not features_pretrained' "$@") \
+    tests/test_models.py -k "smarties and not load_pretrained and not features_pretrained${ONLY:+ and ($ONLY)}" "$@") \
     2>&1 | tee "$LOG" || rc=$?
 echo "== result (timm $VERSION): $(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$LOG" | tail -1)"
 exit "$rc"

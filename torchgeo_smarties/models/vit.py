@@ -19,6 +19,9 @@ from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed, validate_ima
 
 __all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'check_architecture', 'default_bands_for', 'release_init_')
 
+# torch.fx: keep the position-table resampling a leaf call (it depends on the traced input size) for every tracer
+torch.fx.wrap('resample_abs_pos_embed')
+
 #: What a band set may be given as: a preset name, band ids, or a resolved plan.
 Bands = str | Sequence[BandSpec] | ProjectionPlan
 
@@ -236,7 +239,7 @@ class SMARTIESViT(VisionTransformer):
         plan = self.plan_for(bands)
         self.default_plan = plan
         self.in_chans = plan.num_bands
-        self.default_mix = torch.tensor(plan.matrix(), dtype=torch.float32, device=self.cls_token.device)  # type: ignore[union-attr]
+        self.default_mix = torch.tensor(plan.matrix(), dtype=self.default_mix.dtype, device=self.default_mix.device)
         self.default_scale = self.spectrum_projection.scaler / plan.num_active
 
     # -- tokens ------------------------------------------------------------------------------------------------------
@@ -256,19 +259,20 @@ class SMARTIESViT(VisionTransformer):
             # graph is for the default band set without a mask (pass concrete_args to trace another plan)
             bands = None if isinstance(bands, torch.fx.Proxy) else bands
             band_mask = None if isinstance(band_mask, torch.fx.Proxy) else band_mask
-        plan = self.plan_for(bands)
-        if not torch.fx._symbolic_trace.is_fx_symbolic_tracing():  # (under torch.compile the checks are static)
+            plan = self.plan_for(bands)
+        else:
+            plan = self.plan_for(bands)
             validate_image(x, plan.num_bands, self.patch_size, band_mask is None)
             if self.patch_embed.strict_img_size and tuple(x.shape[-2:]) != tuple(self.patch_embed.img_size):
                 raise ImageSizeError(
                     f'input size {tuple(x.shape[-2:])} differs from the model size {self.patch_embed.img_size}; '
                     'build the model with dynamic_img_size=True (the default) to accept any size'
                 )
-        dtype = self.cls_token.dtype  # type: ignore[union-attr]
-        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-            # cast policy: the image takes the model's dtype (float16/bfloat16/float64 into a float32 model,
-            # float32 into a .half() model); under torch.autocast the input is left to autocast
-            x = x.to(dtype)
+            dtype = self.cls_token.dtype  # type: ignore[union-attr]
+            if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+                # cast policy: the image takes the model's dtype (float16/bfloat16/float64 into a float32 model,
+                # float32 into a .half() model); under torch.autocast the input is left to autocast
+                x = x.to(dtype)
         out: Tensor = self.spectrum_projection(x, plan, band_mask)
         return out
 
