@@ -5,7 +5,8 @@ Arms (same ViT-B/16 weights, inference, float32, batch ``--batch`` at 224²):
 * ``s2``      the 12 Sentinel-2 L2A bands (fused projection);
 * ``hyper``   a 224-band plan (the L2A bands repeated and interleaved with interpolated Landsat bands):
   the tokenizer mixes the 224 channels into the 17 learned ranges first (``mixes_first``), the default;
-* ``fused``   the same 224-band plan forced through the fused C-channel projection (the old path), for reference.
+* ``fused``   the same 224-band plan forced through the fused C-channel projection (the old path), for reference;
+* ``tok_*``   the tokenizer alone at 224 bands, mix-first vs fused.
 
 Prints the median time of each arm over ``--rounds`` interleaved rounds and the ratios
 ``hyper / s2`` (target ≤ 1.15) and ``fused / s2``.
@@ -48,10 +49,16 @@ def main() -> None:
         with mock.patch.object(SpectrumAwareProjection, 'mixes_first', lambda self, plan: False):
             return model(x224, bands=hyper)
 
+    def fused_tokens() -> torch.Tensor:
+        with mock.patch.object(SpectrumAwareProjection, 'mixes_first', lambda self, plan: False):
+            return model.patch_tokens(x224, bands=hyper)
+
     arms = {
         's2': lambda: model(x12, bands=s2),
         'hyper': lambda: model(x224, bands=hyper),
         'fused': fused_forward,
+        'tok_mix': lambda: model.patch_tokens(x224, bands=hyper),
+        'tok_fused': fused_tokens,
     }
     times: dict[str, list[float]] = {k: [] for k in arms}
     with torch.inference_mode():
@@ -67,6 +74,7 @@ def main() -> None:
         print(f'{k:6s} median {v * 1e3:8.1f} ms  (rounds: {", ".join(f"{t * 1e3:.0f}" for t in times[k])})')
     print(f'forward at 224 bands ÷ 12 bands (mix first): {med["hyper"] / med["s2"]:.3f}   target ≤ 1.15')
     print(f'forward at 224 bands ÷ 12 bands (fused, old): {med["fused"] / med["s2"]:.3f}')
+    print(f'tokenizer at 224 bands, fused ÷ mix first: {med["tok_fused"] / med["tok_mix"]:.2f}')
 
 
 if __name__ == '__main__':
