@@ -399,6 +399,7 @@ class SpectrumPatchEmbed(nn.Module):
             self.grid_size = (size[0] // self.patch_size[0], size[1] // self.patch_size[1])
             self.num_patches = self.grid_size[0] * self.grid_size[1]
 
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
     def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
         """Downsampling ratio of the token grid."""
         return self.patch_size[0] if as_scalar else self.patch_size
