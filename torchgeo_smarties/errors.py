@@ -28,6 +28,7 @@ __all__ = (
     'InputError',
     'MissingDependencyError',
     'MissingExtraError',
+    'ModelConfigError',
     'NoStatisticsError',
     'NormalizationError',
     'OptionError',
@@ -244,3 +245,6 @@ class ConfigNotFoundError(ConfigError):
 
 class DatasetRootError(InputError):
     """A dataset root does not exist or does not hold the dataset's expected layout."""
+# --- models
+class ModelConfigError(SmartiesError):
+    """An encoder/decoder architecture is invalid (e.g. ``embed_dim`` not divisible by ``num_heads``)."""

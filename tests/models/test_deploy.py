@@ -54,3 +54,32 @@ def test_bf16_autocast(model_and_input: tuple[SMARTIESViT, torch.Tensor, torch.T
         out = model(x)
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() < 0.1
+
+
+def test_torchscript_default_band_set(model_and_input: tuple[SMARTIESViT, torch.Tensor, torch.Tensor]) -> None:
+    model, x, ref = model_and_input
+    scripted = torch.jit.script(model)
+    with torch.no_grad():
+        out = scripted(x)
+    # a strided convolution instead of patchify + matmul: float32 reduction order only
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fx_feature_extractors(model_and_input: tuple[SMARTIESViT, torch.Tensor, torch.Tensor]) -> None:
+    import timm
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model, x, ref = model_and_input
+    _, eval_nodes = get_graph_node_names(model)
+    fx = create_feature_extractor(model, return_nodes=[eval_nodes[-1]])
+    with torch.no_grad():
+        out = next(iter(fx(x).values()))
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)  # conv vs matmul tokenizer: float32 rounding
+        # traced graphs follow the input size (the position table is resampled inside the graph)
+        small = torch.randn(1, 12, 32, 48)
+        torch.testing.assert_close(next(iter(fx(small).values())), model(small), atol=1e-5, rtol=1e-5)
+    feats = timm.create_model('smarties_vit_base_patch16', embed_dim=64, depth=2, num_heads=4, img_size=64,
+                              features_only=True, feature_cls='fx', out_indices=(0, 1)).eval()
+    with torch.no_grad():
+        maps = feats(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 17, 64)] * 2  # block outputs (CLS + 16 tokens)

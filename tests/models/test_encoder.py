@@ -8,7 +8,7 @@ import torch
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, UnknownBandError
 from torchgeo_smarties.models import SMARTIESViT, smarties_vitb, smarties_vitl
-from torchgeo_smarties.models.mixing import mix_tokens, random_assignment, stack_pair
+from torchgeo_smarties.ops import mix_tokens, random_assignment, stack_pair
 
 TINY = {'embed_dim': 64, 'depth': 2, 'num_heads': 4, 'img_size': 64}
 
@@ -202,11 +202,14 @@ def test_unknown_band_and_bad_mask(model: SMARTIESViT) -> None:
 def test_builders_and_timm_entrypoints() -> None:
     b = smarties_vitb(embed_dim=64, depth=2, num_heads=4)
     assert b.bands[-1] == 'sentinel2:B12' and b.num_classes == 0 and b.dynamic_img_size
-    full_b = sum(p.numel() for p in smarties_vitb().parameters())
-    assert abs(full_b / 1e6 - 88.563) < 0.01  # release: 88.563 M encoder parameters (no head)
     with torch.device('meta'):
-        full_l = sum(p.numel() for p in smarties_vitl().parameters())
+        vitb, vitl = smarties_vitb(), smarties_vitl()
+    # release: 88.563 M / 306.988 M encoder tensors (no head), counting the fixed pos-embed (a buffer here)
+    full_b = sum(p.numel() for p in vitb.parameters()) + vitb.pos_embed.numel()
+    assert abs(full_b / 1e6 - 88.563) < 0.01
+    full_l = sum(p.numel() for p in vitl.parameters()) + vitl.pos_embed.numel()
     assert abs(full_l / 1e6 - 306.988) < 0.01
+    assert 'pos_embed' not in dict(vitb.named_parameters()) and 'pos_embed' in vitb.state_dict()
     m = timm.create_model('smarties_vit_base_patch16.sentinel1', embed_dim=64, depth=2, num_heads=4, num_classes=3)
     assert m.bands == ('sentinel1:VV', 'sentinel1:VH')
     assert m(torch.randn(1, 2, 32, 32)).shape == (1, 3)
@@ -246,3 +249,50 @@ def test_other_sensors_run(model: SMARTIESViT, bands: str) -> None:
     with torch.no_grad():
         out = model(torch.randn(1, n, 32, 32), bands=bands)
     assert torch.isfinite(out).all()
+
+
+def test_concurrent_calls_with_different_band_sets_get_the_reference_outputs(model: SMARTIESViT) -> None:
+    """One instance, two threads, two band sets (and a mask): no per-call state on the model."""
+    import threading
+
+    jobs = {
+        'l2a': (x12(2, 32, 1), 'sentinel2_l2a', None),
+        's1': (torch.randn(2, 2, 32, 32, generator=torch.Generator().manual_seed(2)), 'sentinel1',
+               torch.tensor([[True, False], [True, True]])),
+    }
+    with torch.no_grad():
+        ref = {k: model(x, bands=b, band_mask=m) for k, (x, b, m) in jobs.items()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def run(key: str) -> None:
+        x, bands, mask = jobs[key]
+        try:
+            barrier.wait()
+            with torch.no_grad():
+                for _ in range(10):
+                    # same path and weights as the reference, in another thread: the same numbers
+                    torch.testing.assert_close(model(x, bands=bands, band_mask=mask), ref[key], rtol=0, atol=0)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_pos_embed_is_a_buffer_and_patch_embed_holds_no_state(model: SMARTIESViT) -> None:
+    assert 'pos_embed' in dict(model.named_buffers()) and 'pos_embed' not in dict(model.named_parameters())
+    assert list(model.patch_embed.parameters()) == [] and list(model.patch_embed.children()) == []
+    assert not hasattr(model.patch_embed, 'plan') and not hasattr(model.patch_embed, 'band_mask')
+    # torchgeo's input-layer lookup (first children) lands on the first learned range, a release key
+    from torchgeo.tasks.utils import _get_input_layer_name_and_module
+
+    name, layer = _get_input_layer_name_and_module(model)
+    assert name == 'spectrum_projection.spectrum_embeds.0.proj' and f'{name}.weight' in model.state_dict()
+    assert layer.in_channels == 256  # type: ignore[union-attr]

@@ -9,8 +9,8 @@ import torch
 from torchgeo_smarties.errors import ImageSizeError, InputError, SmartiesError
 from torchgeo_smarties.models.checkpoint import load_encoder_weights
 from torchgeo_smarties.models.mae import SMARTIESMAE, masked_reconstruction_errors, patchify_bands, random_token_mask
-from torchgeo_smarties.models.mixing import random_assignment, stack_pair
 from torchgeo_smarties.models.vit import SMARTIESViT
+from torchgeo_smarties.ops import random_assignment, stack_pair
 from torchgeo_smarties.spectrum import plan_bands
 
 DATA = Path(__file__).resolve().parents[1] / 'data'
@@ -90,7 +90,7 @@ def test_mixed_view_equals_image_space_mixing() -> None:
     xa, xb = torch.randn(2, 4, 64, 64), torch.randn(2, 6, 64, 64)
     _, asg = masks()
     ta, tb = enc.patch_tokens(xa, 'sentinel2_10m'), enc.patch_tokens(xb, 'sentinel2_20m')
-    from torchgeo_smarties.models.mixing import mix_tokens
+    from torchgeo_smarties.ops import mix_tokens
 
     x, bm = stack_pair(xa, xb, asg)
     stacked = enc.patch_tokens(x, list(plan_bands('sentinel2_10m').bands + plan_bands('sentinel2_20m').bands), bm)
@@ -214,3 +214,25 @@ def test_baseline_metric_on_constant_patches() -> None:
     r = masked_reconstruction_errors(model, x, 'sentinel2_10m', token_mask=tm)
     assert r['baseline_mse'] == pytest.approx(0.0, abs=1e-10)  # the mean of the visible patches is exact
     assert r['model_mse'] > 0 and r['num_tokens'] == 24
+
+
+def test_encoder_is_a_registered_submodule() -> None:
+    model = tiny()
+    assert dict(model.named_children())['encoder'] is model.encoder
+    model.train()
+    model.eval()
+    assert [name for name, m in model.named_modules() if m.training] == []
+    model.train()
+    assert model.encoder.training and model.encoder.patch_drop.training and model.encoder.pos_drop.training
+    model.half()
+    assert model.encoder.cls_token.dtype == torch.float16 and model.encoder.pos_embed.dtype == torch.float16
+    model.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in model.encoder.state_dict().values())
+    # release flat keys out, flat and nested keys in
+    sd = model.state_dict()
+    assert 'cls_token' in sd and not any(k.startswith('encoder.') for k in sd)
+    other = tiny()
+    other.load_state_dict(sd)
+    other.load_state_dict({('encoder.' + k if not k.startswith(('mask_token', 'decoder_')) else k): v
+                           for k, v in sd.items()})
+    assert torch.equal(other.encoder.cls_token, model.encoder.cls_token.float())

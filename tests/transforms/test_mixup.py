@@ -3,7 +3,7 @@ import torch
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError
 from torchgeo_smarties.models import SMARTIESViT
-from torchgeo_smarties.models.mixing import mix_tokens
+from torchgeo_smarties.ops import mix_tokens
 from torchgeo_smarties.transforms import CrossSensorMixup
 
 S2 = 'sentinel2_l2a'

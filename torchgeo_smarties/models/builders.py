@@ -15,7 +15,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from torch import Tensor
 
 from ..errors import CheckpointError, UnknownPresetError
-from ..spectrum import PRESETS, InterpolationPolicy
+from ..spectrum import NUM_LEARNED_RANGES, PRESETS, InterpolationPolicy
 from .checkpoint import filter_encoder_state_dict, load_encoder_weights
 from .pyramid import pyramid_feature_cfg
 from .vit import Bands, SMARTIESViT, default_bands_for
@@ -65,7 +65,8 @@ def _cfg(arch: str, tag: str) -> dict[str, Any]:
         'mean': (0.0,) * len(PRESETS[tag]),
         'std': (1.0,) * len(PRESETS[tag]),
         'fixed_input_size': False,
-        'first_conv': None,
+        # the spectral projection: one learned Linear(S·S → D) per range, all of them the model's input layer
+        'first_conv': tuple(f'spectrum_projection.spectrum_embeds.{k}.proj' for k in range(NUM_LEARNED_RANGES)),
         'classifier': 'head',
         'license': 'apache-2.0',
         'paper_ids': 'arXiv:2506.19585',

@@ -24,18 +24,25 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import ImageSizeError, InputError
+from ..ops import (
+    MixupMode,
+    check_mixup_mode,
+    mix_tokens,
+    patch_validity,
+    patchify_bands,
+    random_assignment,
+    random_ranks,
+)
 from ..spectrum import ProjectionPlan
-from .mixing import mix_tokens, random_assignment
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
-from .tokenizer import patch_validity
-from .vit import Bands, SMARTIESViT, release_init_
+from .vit import Bands, SMARTIESViT, check_architecture, release_init_
 
 __all__ = (
     'SMARTIESMAE',
@@ -45,20 +52,6 @@ __all__ = (
     'patchify_bands',
     'random_token_mask',
 )
-
-#: ``'complementary'`` (paper Eq. 1–2: b′ is the mirrored mix, L = L_a′ + L_b′),
-#: ``'release'`` (the official code: b′ is the unmixed sensor-b image, L = 0.5·(L_a′ + L_b′)),
-#: ``'none'`` (no mixing; a pair gives two plain views, L = L_a + L_b).
-MixupMode = Literal['complementary', 'release', 'none']
-
-
-def patchify_bands(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, H, W) → (B, h·w, C, S·S): tokens row-major, pixels row-major within each band patch."""
-    b, c, h, w = x.shape
-    s = patch_size
-    x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b, (h // s) * (w // s), c, s * s)
-
 
 def random_token_mask(
     batch: int, num_tokens: int, ratio: float = 0.75, *, generator: torch.Generator | None = None,
@@ -72,9 +65,7 @@ def random_token_mask(
     if not 0.0 <= ratio < 1.0:
         raise InputError(f'mask ratio must be in [0, 1), got {ratio}')
     len_keep = int(num_tokens * (1 - ratio))
-    noise = torch.rand(batch, num_tokens, generator=generator, device='cpu' if generator is not None else device)
-    ranks = noise.argsort(dim=1).argsort(dim=1)
-    return (ranks >= len_keep).to(device)
+    return random_ranks(batch, num_tokens, generator=generator, device=device) >= len_keep
 
 
 @dataclass
@@ -103,9 +94,12 @@ class MAEOutput:
 class SMARTIESMAE(nn.Module):
     """SMARTIES MAE: spectrum-aware encoder + MAE decoder + spectrum-aware reprojection heads.
 
-    The encoder is a :class:`SMARTIESViT` whose parameters are registered directly on this
-    module (``cls_token``, ``pos_embed``, ``spectrum_projection``, ``blocks``, ``norm``), so the
-    state dict uses the release's key names; :attr:`encoder` is the same encoder object.
+    The encoder is a :class:`SMARTIESViT` registered as the submodule :attr:`encoder` (so ``.eval()``,
+    ``.to()`` and ``.half()`` reach it); state-dict hooks keep the release's flat key names
+    (``cls_token``, ``pos_embed``, ``spectrum_projection.*``, ``blocks.*``, ``norm.*`` next to the decoder's
+    ``mask_token``/``decoder_*``: 318 keys for ViT-B), and flat or ``encoder.``-nested keys both load.
+    ``cls_token``, ``pos_embed``, ``spectrum_projection``, ``blocks`` and ``norm`` are read-only views of the
+    encoder's.
 
     Reference implementation: https://github.com/gsumbul/SMARTIES (``models_smarties.py``)
 
@@ -160,14 +154,15 @@ class SMARTIESMAE(nn.Module):
 
         Raises:
             InputError: for an unknown *mixup* mode or ratios out of range.
+            ModelConfigError: for an invalid encoder or decoder size.
         """
         super().__init__()
-        if mixup not in ('complementary', 'release', 'none'):
-            raise InputError(f"mixup must be 'complementary', 'release' or 'none', got {mixup!r}")
+        mixup = check_mixup_mode(mixup)
         if not 0.0 <= mask_ratio < 1.0:
             raise InputError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
         if not 0.0 <= mixup_ratio <= 1.0:
             raise InputError(f'mixup_ratio must be in [0, 1], got {mixup_ratio}')
+        check_architecture(decoder_embed_dim, decoder_depth, decoder_num_heads, what='decoder')
         if encoder is None:
             encoder = SMARTIESViT(
                 bands=bands, interpolation=interpolation, img_size=img_size, patch_size=patch_size,
@@ -178,19 +173,13 @@ class SMARTIESMAE(nn.Module):
         self.mixup: MixupMode = mixup
         self.norm_pix_loss = norm_pix_loss
         self.patch_size = encoder.patch_size
-        object.__setattr__(self, '_encoder', encoder)  # not a submodule: its parameters are registered below
-        # encoder parameters under the release's names (shared with self.encoder)
-        self.cls_token = encoder.cls_token
-        self.pos_embed = encoder.pos_embed
-        self.spectrum_projection = encoder.spectrum_projection
-        self.blocks = encoder.blocks
-        self.norm = encoder.norm
+        self.encoder = encoder  # a real submodule: .eval(), .to(), .half() reach it
         # decoder
         d, dd = encoder.embed_dim, decoder_embed_dim
         grid = tuple(encoder.patch_embed.grid_size)
         self.decoder_embed = nn.Linear(d, dd, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-        self.decoder_pos_embed = nn.Parameter(get_2d_sincos_pos_embed(dd, grid, cls_token=True), requires_grad=False)
+        self.register_buffer('decoder_pos_embed', get_2d_sincos_pos_embed(dd, grid, cls_token=True))
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.decoder_blocks = nn.ModuleList(
             Block(dd, decoder_num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer)  # type: ignore[arg-type]
@@ -202,6 +191,9 @@ class SMARTIESMAE(nn.Module):
             nn.Linear(dd, self.patch_size**2, bias=True) for _ in range(num_ranges)
         )
         self._init_decoder()
+        # the release's key names: the encoder's keys sit at the top level of the state dict (no 'encoder.')
+        self.register_state_dict_post_hook(_flatten_encoder_keys)
+        self.register_load_state_dict_pre_hook(_nest_encoder_keys)
 
     # -- construction ---------------------------------------------------------------------------------------------
     def _init_decoder(self) -> None:
@@ -209,11 +201,31 @@ class SMARTIESMAE(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         release_init_(m for name, m in self.named_modules() if name.startswith('decoder_'))
 
+    # the encoder's tensors under their release names (read-only views of self.encoder)
     @property
-    def encoder(self) -> SMARTIESViT:
-        """The encoder (shares its parameters with this module)."""
-        enc: SMARTIESViT = self.__dict__['_encoder']
-        return enc
+    def cls_token(self) -> Tensor:
+        """The encoder's CLS token."""
+        return self.encoder.cls_token  # type: ignore[return-value]
+
+    @property
+    def pos_embed(self) -> Tensor:
+        """The encoder's fixed position embedding (a buffer)."""
+        return self.encoder.pos_embed  # type: ignore[return-value]
+
+    @property
+    def spectrum_projection(self) -> nn.Module:
+        """The encoder's spectrum-aware projection."""
+        return self.encoder.spectrum_projection
+
+    @property
+    def blocks(self) -> nn.Sequential:
+        """The encoder's blocks."""
+        return self.encoder.blocks  # type: ignore[return-value]
+
+    @property
+    def norm(self) -> nn.Module:
+        """The encoder's final norm."""
+        return self.encoder.norm
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -296,7 +308,7 @@ class SMARTIESMAE(nn.Module):
         full = self.mask_token.to(x.dtype).expand(b, n, dd).clone()
         full = full.scatter(1, ids_keep[..., None].expand(-1, -1, dd), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1)
-        x = x + self._grid_pos(self.decoder_pos_embed, grid).to(x.dtype)
+        x = x + self._grid_pos(self.decoder_pos_embed, grid).to(x.dtype)  # type: ignore[arg-type]
         for blk in self.decoder_blocks:
             x = blk(x)
         x = self.decoder_norm(x)
@@ -400,6 +412,9 @@ class SMARTIESMAE(nn.Module):
     ) -> MAEOutput:
         """Masked reconstruction of a (mixed) pair, or of one image when *x_b* is None.
 
+        The steps: tokenize each sensor (:meth:`_sensors`), draw or check the masks (:meth:`_masks`),
+        build the views (:meth:`_views`), then encode, decode and score each view (:meth:`_view_loss`).
+
         Args:
             x_a: sensor a, (B, Ca, H, W), normalised.
             bands_a: band set of *x_a* (default: the model's bands).
@@ -424,102 +439,15 @@ class SMARTIESMAE(nn.Module):
             ImageSizeError: the pair differs in batch or spatial size.
             BandCountError: channels do not match a band set.
         """
-        enc = self.encoder
-        plan_a = enc.plan_for(bands_a)
-        tok_a = enc.patch_tokens(x_a, plan_a, band_mask_a)
-        b, h, w, _ = tok_a.shape
-        grid = (h, w)
-        n = h * w
-        pair = x_b is not None
-        plans = {'a': plan_a}
-        images = {'a': x_a}
-        tok_b = None
-        band_masks = {'a': band_mask_a, 'b': band_mask_b}
-        if not pair and band_mask_b is not None:
-            raise InputError('band_mask_b was given without x_b; pass the second sensor or drop its mask')
-        if pair:
-            assert x_b is not None
-            if bands_b is None:
-                raise InputError('x_b was given without bands_b; pass the band set of the second sensor')
-            if not isinstance(x_b, Tensor) or x_b.ndim != 4 or x_b.shape[0] != b or x_b.shape[-2:] != x_a.shape[-2:]:
-                shape_b = tuple(x_b.shape) if isinstance(x_b, Tensor) else type(x_b).__name__
-                raise ImageSizeError(
-                    f'the pair must have the same batch and spatial size, got {tuple(x_a.shape)} and {shape_b}; '
-                    'crop both sensors to the same footprint and resample them to the same size (PairedRasterDataset)'
-                )
-            plans['b'] = enc.plan_for(bands_b)
-            images['b'] = x_b
-            tok_b = enc.patch_tokens(x_b, plans['b'], band_mask_b)
-        if token_mask is None or (pair and assign is None):
-            tm, asg = self.draw_masks(b, grid, pair, generator, x_a.device)
-            token_mask = tm if token_mask is None else token_mask
-            assign = asg if assign is None else assign
-        token_mask = self._check_mask(token_mask, b, n, x_a.device)
-        if pair:
-            assert assign is not None
-            if tuple(assign.shape) != (b, h, w):
-                raise InputError(f'assign must have shape (B, h, w) = {(b, h, w)}, got {tuple(assign.shape)}')
-            assign = assign.to(device=x_a.device, dtype=torch.bool)
-        else:
-            assign = None
-
-        # views: (tokens, source map: True = token from sensor a)
-        ones = torch.ones(b, h, w, dtype=torch.bool, device=x_a.device)
-        views: list[tuple[Tensor, Tensor]]
-        if not pair:
-            views = [(tok_a, ones)]
-        else:
-            assert tok_b is not None and assign is not None
-            if self.mixup == 'none':
-                views = [(tok_a, ones), (tok_b, ~ones)]
-            elif self.mixup == 'release':
-                views = [(mix_tokens(tok_a, tok_b, assign), assign), (tok_b, ~ones)]
-            else:
-                views = [(mix_tokens(tok_a, tok_b, assign), assign), (mix_tokens(tok_a, tok_b, ~assign), ~assign)]
-
-        valid = {s: self.band_validity(images[s], plans[s], band_masks[s]) for s in plans}
-        targets = {s: self.targets(images[s], plans[s], valid[s]) for s in plans}
-        # tokens with at least one valid band (None: all of them)
-        has_valid = {s: None if v is None else v.any(dim=2) for s, v in valid.items()}
-        heads = {s: self.band_heads(plans[s]) for s in plans}
-        mask_f = token_mask.to(torch.float32)
+        sensors = self._sensors(x_a, bands_a, x_b, bands_b, band_mask_a, band_mask_b)
+        b, h, w, _ = sensors['a'].tokens.shape
+        token_mask, assign = self._masks(sensors, token_mask, assign, generator)
         view_losses: list[Tensor] = []
         token_losses: list[Tensor] = []
         preds: list[dict[str, Tensor]] = []
-        for tokens, source in views:
-            latent, ids_keep = self.forward_encoder(tokens, token_mask)
-            decoded = self.forward_decoder(latent, ids_keep, grid)
-            src = source.reshape(b, n)
-            per_tok = torch.zeros(b, n, dtype=torch.float32, device=x_a.device)
-            view_preds: dict[str, Tensor] = {}
-            for s in plans:
-                used = src if s == 'a' else ~src
-                # reconstruct only the tokens that count: masked ones from this sensor (all of them for return_preds)
-                sel = used if return_preds else used & token_mask
-                if not bool(sel.any()):
-                    continue
-                head_w, head_b = heads[s]
-                pred = torch.einsum('md,cpd->mcp', decoded[sel], head_w.to(decoded.dtype)) + head_b.to(decoded.dtype)
-                v = valid[s]
-                if v is None:
-                    err = (pred.float() - targets[s][sel]).pow(2).mean(dim=(1, 2))  # mean over bands × pixels
-                else:  # mean over the valid bands × pixels of each token (0 for a token with none)
-                    vf = v[sel].to(torch.float32)[..., None]  # (M, C, 1)
-                    sq = (pred.float() - targets[s][sel]).pow(2) * vf
-                    count = vf.sum(dim=(1, 2)) * sq.shape[-1]
-                    err = sq.sum(dim=(1, 2)) / count.clamp_min(1.0)
-                per_tok = per_tok.index_put((sel,), err)
-                if return_preds:
-                    full = torch.zeros(b, n, *pred.shape[1:], dtype=pred.dtype, device=pred.device)
-                    view_preds[s] = full.index_put((sel,), pred)
-            weight = mask_f
-            if has_valid['a'] is not None or has_valid.get('b') is not None:
-                # leave tokens without any valid band out of the mean (numerator and denominator)
-                ok = {s: torch.ones(b, n, dtype=torch.bool, device=x_a.device) if hv is None else hv
-                      for s, hv in has_valid.items()}
-                tok_ok = torch.where(src, ok['a'], ok['b']) if 'b' in ok else ok['a']
-                weight = mask_f * tok_ok.to(torch.float32)
-            loss = (per_tok * weight).sum() / weight.sum().clamp_min(1.0)
+        for tokens, source in self._views(sensors, assign):
+            loss, per_tok, view_preds = self._view_loss(sensors, tokens, source.reshape(b, h * w), token_mask,
+                                                        return_preds)
             view_losses.append(loss)
             token_losses.append(per_tok)
             preds.append(view_preds)
@@ -527,6 +455,106 @@ class SMARTIESMAE(nn.Module):
         if self.mixup == 'release' and len(view_losses) == 2:
             total = 0.5 * total
         return MAEOutput(total, view_losses, token_mask, assign, token_losses, preds)
+
+    # -- forward steps ----------------------------------------------------------------------------------------------
+    def _sensors(
+        self, x_a: Tensor, bands_a: Bands | None, x_b: Tensor | None, bands_b: Bands | None,
+        band_mask_a: Tensor | None, band_mask_b: Tensor | None,
+    ) -> dict[str, '_Sensor']:
+        """Check the inputs and tokenize each sensor ('a', and 'b' for a pair); targets and heads per sensor."""
+        enc = self.encoder
+        if x_b is None and band_mask_b is not None:
+            raise InputError('band_mask_b was given without x_b; pass the second sensor or drop its mask')
+        inputs: dict[str, tuple[Tensor, ProjectionPlan, Tensor | None]] = {
+            'a': (x_a, enc.plan_for(bands_a), band_mask_a)
+        }
+        if x_b is not None:
+            if bands_b is None:
+                raise InputError('x_b was given without bands_b; pass the band set of the second sensor')
+            ok = isinstance(x_b, Tensor) and isinstance(x_a, Tensor) and x_b.ndim == 4 and x_a.ndim == 4
+            if not ok or x_b.shape[0] != x_a.shape[0] or x_b.shape[-2:] != x_a.shape[-2:]:
+                shape_b = tuple(x_b.shape) if isinstance(x_b, Tensor) else type(x_b).__name__
+                shape_a = tuple(x_a.shape) if isinstance(x_a, Tensor) else type(x_a).__name__
+                raise ImageSizeError(
+                    f'the pair must have the same batch and spatial size, got {shape_a} and {shape_b}; '
+                    'crop both sensors to the same footprint and resample them to the same size (PairedRasterDataset)'
+                )
+            inputs['b'] = (x_b, enc.plan_for(bands_b), band_mask_b)
+        sensors: dict[str, _Sensor] = {}
+        for name, (x, plan, band_mask) in inputs.items():
+            tokens = enc.patch_tokens(x, plan, band_mask)
+            valid = self.band_validity(x, plan, band_mask)
+            sensors[name] = _Sensor(plan, tokens, self.targets(x, plan, valid), valid, self.band_heads(plan))
+        return sensors
+
+    def _masks(
+        self, sensors: dict[str, '_Sensor'], token_mask: Tensor | None, assign: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The token mask (B, N) and, for a pair, the mixup assignment (B, h, w): given ones checked, others drawn."""
+        tokens = sensors['a'].tokens
+        b, h, w, _ = tokens.shape
+        pair = 'b' in sensors
+        if token_mask is None or (pair and assign is None):
+            tm, asg = self.draw_masks(b, (h, w), pair, generator, tokens.device)
+            token_mask = tm if token_mask is None else token_mask
+            assign = asg if assign is None else assign
+        token_mask = self._check_mask(token_mask, b, h * w, tokens.device)
+        if not pair:
+            return token_mask, None
+        assert assign is not None
+        if tuple(assign.shape) != (b, h, w):
+            raise InputError(f'assign must have shape (B, h, w) = {(b, h, w)}, got {tuple(assign.shape)}')
+        return token_mask, assign.to(device=tokens.device, dtype=torch.bool)
+
+    def _views(self, sensors: dict[str, '_Sensor'], assign: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+        """The views as (tokens (B, h, w, D), source (B, h, w): True = token from sensor a), per the mixup mode."""
+        tok_a = sensors['a'].tokens
+        ones = torch.ones(tok_a.shape[:3], dtype=torch.bool, device=tok_a.device)
+        if 'b' not in sensors:
+            return [(tok_a, ones)]
+        tok_b = sensors['b'].tokens
+        assert assign is not None
+        if self.mixup == 'none':
+            return [(tok_a, ones), (tok_b, ~ones)]
+        if self.mixup == 'release':
+            return [(mix_tokens(tok_a, tok_b, assign), assign), (tok_b, ~ones)]
+        return [(mix_tokens(tok_a, tok_b, assign), assign), (mix_tokens(tok_a, tok_b, ~assign), ~assign)]
+
+    def _view_loss(
+        self, sensors: dict[str, '_Sensor'], tokens: Tensor, src: Tensor, token_mask: Tensor, return_preds: bool,
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Encode the visible tokens of a view, decode, reconstruct each token into its sensor's bands, score.
+
+        Returns:
+            ``(loss, per_token_error (B, N), preds per sensor)``.
+        """
+        b, h, w, _ = tokens.shape
+        n = h * w
+        latent, ids_keep = self.forward_encoder(tokens, token_mask)
+        decoded = self.forward_decoder(latent, ids_keep, (h, w))
+        per_tok = torch.zeros(b, n, dtype=torch.float32, device=tokens.device)
+        view_preds: dict[str, Tensor] = {}
+        for name, sensor in sensors.items():
+            used = src if name == 'a' else ~src
+            # reconstruct only the tokens that count: masked ones from this sensor (all of them for return_preds)
+            sel = used if return_preds else used & token_mask
+            if not bool(sel.any()):
+                continue
+            head_w, head_b = sensor.heads
+            pred = torch.einsum('md,cpd->mcp', decoded[sel], head_w.to(decoded.dtype)) + head_b.to(decoded.dtype)
+            per_tok = per_tok.index_put((sel,), _token_errors(pred, sensor.targets[sel], sensor.valid, sel))
+            if return_preds:
+                full = torch.zeros(b, n, *pred.shape[1:], dtype=pred.dtype, device=pred.device)
+                view_preds[name] = full.index_put((sel,), pred)
+        weight = token_mask.to(torch.float32)
+        if any(sensor.valid is not None for sensor in sensors.values()):
+            # leave tokens without any valid band out of the mean (numerator and denominator)
+            ok = {name: sensor.has_valid(b, n) for name, sensor in sensors.items()}
+            tok_ok = torch.where(src, ok['a'], ok['b']) if 'b' in ok else ok['a']
+            weight = weight * tok_ok.to(torch.float32)
+        loss = (per_tok * weight).sum() / weight.sum().clamp_min(1.0)
+        return loss, per_tok, view_preds
 
     @staticmethod
     def _check_mask(token_mask: Tensor, b: int, n: int, device: torch.device) -> Tensor:
@@ -539,6 +567,55 @@ class SMARTIESMAE(nn.Module):
         if int(counts[0]) >= n:
             raise InputError('token_mask masks every token; keep at least one visible')
         return m
+
+
+@dataclass
+class _Sensor:
+    """One sensor of a forward pass: its plan, tokens (B, h, w, D), targets, validity and reprojection heads."""
+
+    plan: ProjectionPlan
+    tokens: Tensor
+    targets: Tensor
+    valid: Tensor | None
+    heads: tuple[Tensor, Tensor]
+
+    def has_valid(self, b: int, n: int) -> Tensor:
+        """(B, N) bool: tokens with at least one valid band."""
+        if self.valid is None:
+            return torch.ones(b, n, dtype=torch.bool, device=self.tokens.device)
+        return self.valid.any(dim=2)
+
+
+def _token_errors(pred: Tensor, target: Tensor, valid: Tensor | None, sel: Tensor) -> Tensor:
+    """Per selected token: the MSE over its bands × pixels (over its valid bands only with *valid*; 0 if none)."""
+    if valid is None:
+        return (pred.float() - target).pow(2).mean(dim=(1, 2))
+    vf = valid[sel].to(torch.float32)[..., None]  # (M, C, 1)
+    sq = (pred.float() - target).pow(2) * vf
+    count = vf.sum(dim=(1, 2)) * sq.shape[-1]
+    return sq.sum(dim=(1, 2)) / count.clamp_min(1.0)
+
+
+def _flatten_encoder_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    """State-dict post-hook: ``encoder.<key>`` → ``<key>``, the release's flat key names."""
+    nested = prefix + 'encoder.'
+    for key in [k for k in state_dict if k.startswith(nested)]:
+        state_dict[prefix + key[len(nested):]] = state_dict.pop(key)
+
+
+def _nest_encoder_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load pre-hook: the release's flat encoder keys → ``encoder.<key>`` (already nested keys pass through)."""
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        local = key[len(prefix):]
+        if local.startswith(('encoder.', *_DECODER_KEYS)):
+            continue
+        state_dict[prefix + 'encoder.' + local] = state_dict.pop(key)
+
+
+#: Top-level keys of the MAE's own (decoder) tensors; every other key belongs to the encoder.
+_DECODER_KEYS = ('mask_token', 'decoder_')
 
 
 @torch.no_grad()

@@ -6,12 +6,14 @@ with ``ω_i = 10000^(−i/(D/4))``; the CLS row is zero. (timm's
 ``build_sincos2d_pos_embed`` orders its blocks differently, so it is not used.)
 
 Resampling to another grid follows the release's fine-tuning path
-(``interpolate_pos_embed``): bicubic, ``align_corners=False``, *no* antialiasing
-(timm's ``resample_abs_pos_embed`` antialiases, which changes the numbers), CLS kept.
+(``interpolate_pos_embed``): bicubic, ``align_corners=False``, *no* antialiasing, CLS kept —
+which is timm's :func:`~timm.layers.resample_abs_pos_embed` with ``antialias=False`` (max
+difference 0.0 against the release's formula; timm's default ``antialias=True`` would change the
+numbers when shrinking). Interpolation runs in float32, as in both.
 """
 
 import torch
-import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
 from torch import Tensor
 
 __all__ = ('get_2d_sincos_pos_embed', 'resample_pos_embed')
@@ -55,16 +57,11 @@ def resample_pos_embed(
 ) -> Tensor:
     """Resample a (1, P + h·w, D) position embedding to another grid, the release's way.
 
-    Bicubic, ``align_corners=False``, no antialiasing; prefix (CLS) rows are kept.
-    Returns *pos_embed* unchanged when the grid is the same.
+    timm's ``resample_abs_pos_embed(..., antialias=False)``: bicubic, ``align_corners=False``, no
+    antialiasing; prefix (CLS) rows are kept. Returns *pos_embed* unchanged when the grid is the same.
     """
-    if tuple(new_size) == tuple(old_size):
-        return pos_embed
-    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    dim = grid.shape[-1]
-    orig_dtype = grid.dtype
-    work_dtype = orig_dtype if orig_dtype in (torch.float32, torch.float64) else torch.float32
-    grid = grid.reshape(1, old_size[0], old_size[1], dim).permute(0, 3, 1, 2).to(work_dtype)
-    grid = F.interpolate(grid, size=tuple(new_size), mode='bicubic', align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(orig_dtype)
-    return torch.cat([prefix, grid], dim=1)
+    out: Tensor = resample_abs_pos_embed(
+        pos_embed, new_size=[int(new_size[0]), int(new_size[1])], old_size=[int(old_size[0]), int(old_size[1])],
+        num_prefix_tokens=num_prefix_tokens, antialias=False,
+    )
+    return out

@@ -26,17 +26,19 @@ band gets an all-zero embedding (before the position embedding) — downstream c
 """
 
 import math
-from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import BandCountError, ImageSizeError, InputError
+from ..ops import patch_validity, patchify
 from ..spectrum import NUM_LEARNED_RANGES, PROJECTION_SCALER, ProjectionPlan
 
-__all__ = ('SpectrumAwareProjection', 'SpectrumPatchEmbed', 'SpectrumRangeProjection', 'validate_image')
+__all__ = (
+    'SpectrumAwareProjection', 'SpectrumPatchEmbed', 'SpectrumRangeProjection', 'patch_validity', 'validate_image',
+)
 
 
 class _RangeLinear(nn.Linear):
@@ -71,9 +73,9 @@ def validate_image(x: Tensor, num_bands: int, patch_size: int, check_finite: boo
     """Check an image batch against a plan; raise a typed error naming the fix.
 
     Raises:
-        InputError: wrong rank or dtype, or NaN/inf values (when *check_finite*).
+        InputError: wrong rank or dtype, an empty batch, or NaN/inf values (when *check_finite*).
         BandCountError: channel count differs from the plan's band count.
-        ImageSizeError: height or width is not a multiple of the patch size.
+        ImageSizeError: an empty image, or height or width not a multiple of the patch size.
     """
     if not isinstance(x, Tensor):
         raise InputError(f'expected a torch.Tensor image batch (B, C, H, W), got {type(x).__name__}')
@@ -87,39 +89,77 @@ def validate_image(x: Tensor, num_bands: int, patch_size: int, check_finite: boo
             f'expected a floating-point image, got {x.dtype}; normalise it first (e.g. SmartiesNormalize) '
             'or call x.float()'
         )
+    if x.shape[0] == 0:
+        raise InputError(f'the image batch is empty (shape {tuple(x.shape)}); pass at least one image')
     if x.shape[1] != num_bands:
         raise BandCountError(
             f'the image has {x.shape[1]} channels but the band set has {num_bands} bands; pass bands=[...] '
             'with one "<sensor>:<band>" per channel, in channel order'
         )
     h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        raise ImageSizeError(
+            f'the image is empty ({h}×{w} pixels); pass at least one {patch_size}×{patch_size} patch'
+        )
     if h % patch_size or w % patch_size:
         raise ImageSizeError(
             f'image size {h}×{w} is not a multiple of the patch size {patch_size}; pad or crop to '
             f'{math.ceil(h / patch_size) * patch_size}×{math.ceil(w / patch_size) * patch_size} '
             f'or {h // patch_size * patch_size}×{w // patch_size * patch_size}'
         )
-    if check_finite and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+    if check_finite and not x.is_meta and not torch.compiler.is_compiling() and not _all_finite(x):
         raise InputError(
             'the image contains NaN or infinite values; pass band_mask= (False where data is missing) '
             'so those pixels are masked inside the tokenizer, or fill them'
         )
 
 
+def _all_finite(x: Tensor) -> bool:
+    """Whether every value of *x* is finite, cheaply.
+
+    A NaN/inf makes the sum non-finite, so a finite sum (one reduction) proves it; only a non-finite sum
+    (NaN/inf, or an overflow of huge values) needs the elementwise check.
+    """
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 #: Inference processes at most this many input elements per patchify copy (4 Mi floats = 16 MiB in float32).
 _CHUNK_ELEMENTS = 4 * 1024 * 1024
 
 
-def _patchify(x: Tensor, patch_size: int) -> Tensor:
-    """(B, C, H, W) → (B·h·w, C·S·S), patches row-major, pixels row-major within a band."""
-    b, c, h, w = x.shape
-    s = patch_size
-    x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b * (h // s) * (w // s), c * s * s)
+def _is_tracing() -> bool:
+    """True under ``torch.fx`` symbolic tracing, ``torch.compile``/export or TorchScript scripting."""
+    return torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling()
+
+
+class _Fused(NamedTuple):
+    """A plan's projection, in one of two equal forms (see :meth:`SpectrumAwareProjection.mixes_first`).
+
+    Attributes:
+        w_c: fused form: per-channel weights W_c = Σ_k A[c,k] W_k, (C·S·S, D), unscaled; None when mixing first.
+        b_c: per-channel biases Σ_k A[c,k] b_k, (C, D), unscaled.
+        weight: fused form: ``w_c · 12/C``; mix-first form: the stacked ranges (K·S·S, D), unscaled.
+        bias: ``12/C · Σ_c b_c`` (D,).
+        mix: mix-first form: the mixing matrix A (C, K), unscaled; None in the fused form.
+    """
+
+    w_c: Tensor | None
+    b_c: Tensor
+    weight: Tensor
+    bias: Tensor
+    mix: Tensor | None
 
 
 class SpectrumAwareProjection(nn.Module):
-    """The 17 learned per-range projections and the fused, cached patch embedding."""
+    """The 17 learned per-range projections and the fused, cached patch embedding.
+
+    Stateless per call: the plan and the mask are arguments, so one instance serves concurrent calls
+    with different band sets. The only shared state is the inference cache of fused weights, whose entries
+    are immutable and keyed on (plan, device, dtype) and the parameters' versions.
+    """
+
+    #: Python-only state TorchScript must not try to compile.
+    __jit_ignored_attributes__ = ('_cache',)
 
     def __init__(
         self, patch_size: int = 16, embed_dim: int = 768, num_ranges: int = NUM_LEARNED_RANGES,
@@ -138,7 +178,7 @@ class SpectrumAwareProjection(nn.Module):
         self.embed_dim = embed_dim
         self.scaler = float(scaler)
         self.spectrum_embeds = nn.ModuleList(SpectrumRangeProjection(patch_size, embed_dim) for _ in range(num_ranges))
-        self._cache: dict[tuple[Any, ...], tuple[tuple[tuple[int, int], ...], Tensor, Tensor, Tensor]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[tuple[tuple[int, int], ...], _Fused]] = {}
 
     # -- weights ---------------------------------------------------------------------------------------------------
     def _linears(self) -> list[nn.Linear]:
@@ -151,42 +191,76 @@ class SpectrumAwareProjection(nn.Module):
         self._cache.clear()
         return super()._apply(*args, **kwargs)  # type: ignore[no-any-return]
 
-    def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-channel weights (C·S·S, D) and biases (C, D) for *plan*, unscaled; plus mixing matrix."""
-        weight = torch.stack([lin.weight for lin in self._linears()])  # (K, D, P)
-        bias = torch.stack([lin.bias for lin in self._linears()])  # (K, D)
-        mix = torch.tensor(plan.matrix(), dtype=weight.dtype, device=weight.device)  # (C, K)
-        k, d, p = weight.shape
-        if mix.shape[1] != k:
-            raise ValueError(f'plan mixes {mix.shape[1]} ranges but the model has {k}')
-        # W_c = Σ_k A[c,k] W_k, laid out (C, P, D) so a patch row (c·P + p) multiplies it directly
-        w_c = torch.einsum('ck,kdp->cpd', mix, weight).reshape(mix.shape[0] * p, d)
-        b_c = mix @ bias  # (C, D)
-        return w_c.to(device=device, dtype=dtype), b_c.to(device=device, dtype=dtype), mix
+    def stacked(self) -> tuple[Tensor, Tensor]:
+        """The learned ranges stacked: weights (K, D, S·S) and biases (K, D), with autograd."""
+        linears = self._linears()
+        return torch.stack([lin.weight for lin in linears]), torch.stack([lin.bias for lin in linears])
 
-    def fused(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """The fused projection of *plan*: weight (C·S·S, D) and bias (D,), scale 12/C folded in.
+    def mixes_first(self, plan: ProjectionPlan) -> bool:
+        """Whether *plan* is cheaper to project by mixing its C channels into the K ranges first.
 
-        Cached per (plan, device, dtype) outside autograd; rebuilt under grad or compile.
+        The token is linear in the image, so ``Σ_c A[c,k] x_c`` (a C → K channel mix, C·K multiply-adds per
+        pixel) followed by the K stacked range projections (K·D per pixel) equals the fused C-channel
+        projection (C·D per pixel). Mixing first is chosen when it needs fewer operations:
+        ``C·(D − K) > K·D``, i.e. C ≥ 18 bands for ViT-B/L (K = 17): hyperspectral inputs cost about as much
+        as 17 bands instead of growing with C.
         """
+        k, d = len(self.spectrum_embeds), self.embed_dim
+        return plan.num_bands * (d - k) > k * d
+
+    def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> _Fused:
+        """The projection of *plan* in its cheaper form (see :class:`_Fused`)."""
+        weight, bias = self.stacked()  # (K, D, P), (K, D)
+        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2  # (static, also under torch.fx)
+        rows = plan.matrix()
+        if len(rows[0]) != k:
+            raise ValueError(f'plan mixes {len(rows[0])} ranges but the model has {k}')
+        mix = torch.tensor(rows, dtype=torch.float64).to(weight)  # (C, K)
+        c = len(rows)
         scale = self.scaler / plan.num_active
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            w_c, b_c, _ = self._build(plan, device, dtype)
-            return w_c * scale, b_c.sum(0) * scale
+        b_c = (mix @ bias).to(device=device, dtype=dtype)  # (C, D)
+        if self.mixes_first(plan):
+            w_k = weight.permute(0, 2, 1).reshape(k * p, d).to(device=device, dtype=dtype)  # row k·P + p
+            return _Fused(None, b_c, w_k, b_c.sum(0) * scale, mix.to(device=device, dtype=dtype))
+        # (C, K) @ (K, D·P) → (C, D, P) → (C, P, D): a patch row (c·P + p) multiplies it directly
+        w_c = (mix @ weight.reshape(k, d * p)).reshape(c, d, p).permute(0, 2, 1).reshape(c * p, d)
+        w_c = w_c.to(device=device, dtype=dtype)
+        return _Fused(w_c, b_c, w_c * scale, b_c.sum(0) * scale, None)
+
+    def fused_parts(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> _Fused:
+        """The fused projection of *plan* (see :class:`_Fused`); scale 12/C folded into ``weight``/``bias``.
+
+        Cached per (plan, device, dtype) outside autograd; rebuilt under grad, tracing or compile.
+        """
+        if torch.is_grad_enabled() or _is_tracing():
+            return self._build(plan, device, dtype)
         key = (plan, device, dtype)
         versions = tuple((t._version, t.data_ptr()) for t in self._params())
         hit = self._cache.get(key)
         if hit is not None and hit[0] == versions:
-            return hit[1], hit[2]
+            return hit[1]
         with torch.no_grad():
-            w_c, b_c, _ = self._build(plan, device, dtype)
-            w, b = w_c * scale, b_c.sum(0) * scale
+            parts = self._build(plan, device, dtype)
         if len(self._cache) > 64:
             self._cache.clear()
-        self._cache[key] = (versions, w, b, b_c)
-        return w, b
+        self._cache[key] = (versions, parts)
+        return parts
+
+    def fused(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The fused projection of *plan*: weight (C·S·S, D) and bias (D,), scale 12/C folded in.
+
+        Always the fused form (for inspection and export), also for plans the forward pass mixes first.
+        """
+        parts = self.fused_parts(plan, device, dtype)
+        if parts.mix is None:
+            return parts.weight, parts.bias
+        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2
+        w_c = (parts.mix @ parts.weight.reshape(k, p * d)).reshape(-1, d)  # rows c·P + p
+        return w_c * (self.scaler / plan.num_active), parts.bias
 
     # -- forward ---------------------------------------------------------------------------------------------------
+    # (TorchScript cannot take a plan: it calls forward_default)
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
     def forward(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor | None = None) -> Tensor:
         """Embed an image batch into patch tokens.
 
@@ -199,81 +273,89 @@ class SpectrumAwareProjection(nn.Module):
         Returns:
             Tokens of shape (B, h, w, D), with h = H/S and w = W/S.
         """
-        b, c, h, w = x.shape
-        s = self.patch_size
-        gh, gw = h // s, w // s
         if band_mask is None:
-            weight, bias = self.fused(plan, x.device, x.dtype)
-            if x.is_cuda and not torch.compiler.is_compiling():
-                kernel = weight.reshape(c, s, s, -1).permute(3, 0, 1, 2)
-                return F.conv2d(x, kernel, bias, stride=s).permute(0, 2, 3, 1)
-            if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
-                tokens = torch.addmm(bias, _patchify(x, s), weight)
-                return tokens.reshape(b, gh, gw, -1)
-            # inference: patchify in chunks of samples so the re-laid-out copy of the input stays small
-            # (bounded memory whatever the number of bands); each chunk is still one large matmul
-            out = x.new_empty(b, gh * gw, weight.shape[1])
-            step = max(1, _CHUNK_ELEMENTS // max(1, x[0].numel()))
-            for i in range(0, b, step):
-                chunk = x[i : i + step]
-                torch.addmm(bias, _patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
-            return out.reshape(b, gh, gw, -1)
-        return self._masked(x, plan, band_mask)
+            return self._unmasked(x, plan)
+        b, c, h, w = x.shape
+        valid = patch_validity(band_mask.to(x.device), (b, c, h, w), self.patch_size)  # (B, C, gh, gw) bool
+        active = torch.tensor(plan.active, device=x.device)[None, :, None, None]
+        if not torch.compiler.is_compiling() and bool((valid | ~active).all()):
+            # every active band is valid in every patch: this *is* the unmasked computation, so take its path
+            return self._unmasked(x, plan)
+        return self._masked(x, plan, valid & active)
 
-    def _masked(self, x: Tensor, plan: ProjectionPlan, band_mask: Tensor) -> Tensor:
+    def _unmasked(self, x: Tensor, plan: ProjectionPlan) -> Tensor:
+        s = self.patch_size
+        parts = self.fused_parts(plan, x.device, x.dtype)
+        weight, bias = parts.weight, parts.bias
+        channels = plan.num_bands
+        if parts.mix is not None:  # mix the C channels into the K ranges first (scale 12/C folded into the mix)
+            x = F.conv2d(x, (parts.mix * (self.scaler / plan.num_active)).t()[:, :, None, None])
+            channels = len(self.spectrum_embeds)
+        if _is_tracing() or x.is_cuda:
+            # one strided convolution: no Python shape arithmetic (traceable by torch.fx, static under compile)
+            kernel = weight.reshape(channels, s, s, self.embed_dim).permute(3, 0, 1, 2)
+            return F.conv2d(x, kernel, bias, stride=s).permute(0, 2, 3, 1)
+        b, _, h, w = x.shape
+        gh, gw = h // s, w // s
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
+            tokens = torch.addmm(bias, patchify(x, s), weight)
+            return tokens.reshape(b, gh, gw, -1)
+        # inference: patchify in chunks of samples so the re-laid-out copy of the input stays small
+        # (bounded memory whatever the number of bands); each chunk is still one large matmul
+        out = x.new_empty(b, gh * gw, weight.shape[1])
+        step = max(1, _CHUNK_ELEMENTS // max(1, x[0].numel()))
+        for i in range(0, b, step):
+            chunk = x[i : i + step]
+            torch.addmm(bias, patchify(chunk, s), weight, out=out[i : i + step].view(-1, weight.shape[1]))
+        return out.reshape(b, gh, gw, -1)
+
+    def _masked(self, x: Tensor, plan: ProjectionPlan, valid: Tensor) -> Tensor:
+        """Tokens as 12 × the mean over the bands valid in each patch; *valid* (B, C, h, w) excludes ignored bands."""
         b, c, h, w = x.shape
         s = self.patch_size
         gh, gw = h // s, w // s
-        valid = patch_validity(band_mask, (b, c, h, w), s)  # (B, C, gh, gw) bool
-        active = torch.tensor(plan.active, device=x.device)
-        valid = valid & active[None, :, None, None]
         vpix = valid.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
         x = torch.where(vpix, x, torch.zeros((), dtype=x.dtype, device=x.device))
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            w_c, b_c, _ = self._build(plan, x.device, x.dtype)
-        else:
-            self.fused(plan, x.device, x.dtype)
-            hit = self._cache[(plan, x.device, x.dtype)]
-            w_c, b_c = hit[1] * (plan.num_active / self.scaler), hit[3]
+        parts = self.fused_parts(plan, x.device, x.dtype)
+        weight = parts.w_c
+        if parts.mix is not None:  # mix the (masked) channels first; the per-patch scale applies after
+            x = F.conv2d(x, parts.mix.t()[:, :, None, None])
+            weight = parts.weight
+        assert weight is not None
         v = valid.permute(0, 2, 3, 1).reshape(b * gh * gw, c).to(x.dtype)  # (N, C)
         scale = self.scaler / v.sum(1, keepdim=True).clamp_min(1.0)  # 12 / (valid bands per patch)
-        tokens = torch.addmm((v * scale) @ b_c, _patchify(x, s) * scale, w_c)
+        tokens = torch.addmm((v * scale) @ parts.b_c, patchify(x, s) * scale, weight)
         return tokens.reshape(b, gh, gw, -1)
 
+    def forward_default(self, x: Tensor, mix: Tensor, scale: float) -> Tensor:
+        """Scriptable tokenizer for a fixed mixing matrix *mix* (C, K) and scale 12/C: (B, h, w, D).
 
-def patch_validity(band_mask: Tensor, shape: Sequence[int], patch_size: int) -> Tensor:
-    """Reduce a validity mask to per-(band, patch) validity (B, C, h, w).
-
-    A band is valid in a patch when all its pixels there are valid.
-
-    Raises:
-        InputError: if the mask's shape fits none of (B, C), (B, C, h, w), (B, C, H, W).
-    """
-    b, c, h, w = shape
-    s = patch_size
-    gh, gw = h // s, w // s
-    m = band_mask
-    if m.dtype != torch.bool:
-        m = m != 0
-    if m.ndim == 2 and tuple(m.shape) == (b, c):
-        return m[:, :, None, None].expand(b, c, gh, gw)
-    if m.ndim == 4 and tuple(m.shape) == (b, c, gh, gw):
-        return m
-    if m.ndim == 4 and tuple(m.shape) == (b, c, h, w):
-        return m.reshape(b, c, gh, s, gw, s).all(dim=5).all(dim=3)
-    raise InputError(
-        f'band_mask of shape {tuple(band_mask.shape)} fits neither (B, C)={b, c}, (B, C, h, w)={b, c, gh, gw} '
-        f'nor (B, C, H, W)={b, c, h, w}'
-    )
+        Used by TorchScript (``torch.jit.script(model)``), which cannot take a band plan; the result equals
+        ``forward(x, plan)`` for the plan the matrix came from.
+        """
+        ws: list[Tensor] = []
+        bs: list[Tensor] = []
+        for m in self.spectrum_embeds:
+            ws.append(m.proj.weight)  # type: ignore
+            bs.append(m.proj.bias)  # type: ignore
+        weight = torch.stack(ws)
+        k, d, p = weight.shape
+        c = mix.shape[0]
+        s = self.patch_size
+        mix = mix.to(weight.dtype)
+        kernel = (mix @ weight.reshape(k, d * p)).reshape(c, d, s, s).permute(1, 0, 2, 3) * scale
+        bias = (mix @ torch.stack(bs)).sum(0) * scale
+        return F.conv2d(x, kernel.to(x.dtype), bias.to(x.dtype), stride=s).permute(0, 2, 3, 1)
 
 
 class SpectrumPatchEmbed(nn.Module):
-    """timm-compatible patch-embed adapter around :class:`SpectrumAwareProjection`.
+    """timm-compatible patch-embed geometry for the SMARTIES encoder (no parameters, no per-call state).
 
-    It has no parameters of its own (they live in the model's ``spectrum_projection``
-    so that the state dict keeps the release's key names) and provides what timm's
-    ``VisionTransformer`` expects of ``patch_embed``: ``grid_size``, ``num_patches``,
-    ``feat_ratio``, ``dynamic_feat_size``, ``set_input_size`` and the output format.
+    It provides what timm's ``VisionTransformer`` expects of ``patch_embed`` — ``img_size``,
+    ``grid_size``, ``num_patches``, ``feat_ratio``, ``dynamic_feat_size``, ``set_input_size`` and the
+    output format — while the learned weights live in the encoder's ``spectrum_projection`` (so the state
+    dict keeps the release's key names). The encoder calls the projection itself, passing the band plan and
+    mask as arguments (:meth:`SMARTIESViT.patch_tokens`); this module never holds either.
     """
 
     def __init__(
@@ -298,17 +380,10 @@ class SpectrumPatchEmbed(nn.Module):
         self.flatten = self.output_fmt == 'NLC'
         self.strict_img_size = strict_img_size
         self.dynamic_img_pad = False
+        self.img_size = (0, 0)
+        self.grid_size = (0, 0)
+        self.num_patches = 0
         self.set_input_size(img_size)
-        self.projection: SpectrumAwareProjection | None = None  # bound by the model (not a submodule)
-        self.plan: ProjectionPlan | None = None
-        self.band_mask: Tensor | None = None
-        self.check_finite = True
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == 'projection':  # keep a plain reference: the parameters belong to the model
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def set_input_size(
         self, img_size: int | tuple[int, int] | None = None, patch_size: int | tuple[int, int] | None = None
@@ -324,6 +399,7 @@ class SpectrumPatchEmbed(nn.Module):
             self.grid_size = (size[0] // self.patch_size[0], size[1] // self.patch_size[1])
             self.num_patches = self.grid_size[0] * self.grid_size[1]
 
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
     def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
         """Downsampling ratio of the token grid."""
         return self.patch_size[0] if as_scalar else self.patch_size
@@ -333,16 +409,7 @@ class SpectrumPatchEmbed(nn.Module):
         return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
 
     def forward(self, x: Tensor) -> Tensor:
-        """Embed *x* with the plan and mask currently bound by the model."""
-        if self.projection is None or self.plan is None:
-            raise RuntimeError('SpectrumPatchEmbed is not bound to a model')
-        validate_image(x, self.plan.num_bands, self.patch_size[0], self.check_finite and self.band_mask is None)
-        if self.strict_img_size and tuple(x.shape[-2:]) != self.img_size:
-            raise ImageSizeError(
-                f'input size {tuple(x.shape[-2:])} differs from the model size {self.img_size}; '
-                'build the model with dynamic_img_size=True (the default) to accept any size'
-            )
-        tokens = self.projection(x, self.plan, self.band_mask)
-        if self.flatten:
-            return tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
-        return tokens
+        """Not callable on its own: the tokens depend on a band plan, which lives with the encoder."""
+        raise RuntimeError(
+            'SpectrumPatchEmbed holds no weights; embed with the encoder: model.patch_tokens(x, bands=...)'
+        )

@@ -1,21 +1,26 @@
 """The SMARTIES encoder: a timm ``VisionTransformer`` with a spectrum-aware patch embedding."""
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
-from ..errors import BandCountError
+from ..errors import BandCountError, ImageSizeError, ModelConfigError
 from ..spectrum import InterpolationPolicy, OutOfRange, ProjectionPlan, plan_bands
 from ..spectrum.registry import BandSpec
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
-from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed
+from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed, validate_image
 
-__all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'default_bands_for', 'release_init_')
+__all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'check_architecture', 'default_bands_for', 'release_init_')
+
+# torch.fx: keep the position-table resampling a leaf call (it depends on the traced input size) for every tracer
+torch.fx.wrap('resample_abs_pos_embed')
 
 #: What a band set may be given as: a preset name, band ids, or a resolved plan.
 Bands = str | Sequence[BandSpec] | ProjectionPlan
@@ -38,6 +43,31 @@ def default_bands_for(in_chans: int) -> str:
             f'or a preset name. Defaults exist for: '
             + ', '.join(f'{k} → {v}' for k, v in DEFAULT_PRESETS.items())
         ) from None
+
+
+def check_architecture(embed_dim: Any, depth: Any, num_heads: Any, *, what: str = 'encoder') -> None:
+    """Check a transformer's size before any layer is built; raise a typed error naming the fix.
+
+    Every builder (``smarties_vitb``, the timm entrypoints, checkpoint metadata, pretraining configs,
+    ``--num-heads``) reaches this through :class:`SMARTIESViT` / :class:`~torchgeo_smarties.models.SMARTIESMAE`.
+
+    Raises:
+        ModelConfigError: a non-integer or non-positive size, ``embed_dim`` not divisible by ``num_heads``, or
+            ``embed_dim`` not divisible by 4 (the 2-D sin-cos position embedding).
+    """
+    for name, value in (('embed_dim', embed_dim), ('depth', depth), ('num_heads', num_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ModelConfigError(f'{what} {name} must be a positive integer, got {value!r}')
+    if embed_dim % num_heads:
+        divisors = [h for h in range(1, min(embed_dim, 64) + 1) if embed_dim % h == 0]
+        raise ModelConfigError(
+            f'{what} embed_dim={embed_dim} is not divisible by num_heads={num_heads}; pick num_heads among '
+            f'{divisors[-6:]} (ViT-B: 768/12, ViT-L: 1024/16)'
+        )
+    if embed_dim % 4:
+        raise ModelConfigError(
+            f'{what} embed_dim={embed_dim} must be divisible by 4 for the 2-D sin-cos position embedding'
+        )
 
 
 def release_init_(modules: Iterable[nn.Module]) -> None:
@@ -63,9 +93,12 @@ class SMARTIESViT(VisionTransformer):
     layer-scale. ``forward``, ``forward_features``, ``forward_intermediates`` and
     the other timm methods accept ``bands=`` (and ``band_mask=``); without it the
     model's default band set is used (what torchgeo tasks get when they call ``model(x)``).
-    A ``bands=``/``band_mask=`` argument is bound to the patch embedding for the duration of the
-    call, so one model instance should not serve concurrent calls with *different* band sets from
-    several threads (use one instance per thread, or :meth:`set_bands` per instance).
+    The band plan and mask travel as arguments down to the tokenizer (as timm passes ``attn_mask``):
+    no submodule is modified during a call, so one instance may serve concurrent calls with different
+    band sets from several threads.
+
+    ``pos_embed`` is the release's fixed sin-cos table, a persistent buffer (state-dict key ``pos_embed``).
+    ``torch.jit.script`` and ``torch.fx`` tracing see ``forward(x)`` with the default band set.
 
     Reference implementation: https://github.com/gsumbul/SMARTIES
 
@@ -75,6 +108,11 @@ class SMARTIESViT(VisionTransformer):
 
     .. versionadded:: 0.1
     """
+
+    default_mix: Tensor
+    #: Python-only attributes TorchScript must not try to compile (the scripted forward uses ``default_mix``).
+    __jit_ignored_attributes__ = ('default_plan',)
+    __jit_unused_properties__ = ('bands',)
 
     def __init__(
         self,
@@ -120,7 +158,9 @@ class SMARTIESViT(VisionTransformer):
 
         Raises:
             BandCountError: if *in_chans* contradicts *bands*, or neither determines the band set.
+            ModelConfigError: for an invalid size (see :func:`check_architecture`).
         """
+        check_architecture(embed_dim, depth, num_heads)
         if bands is None:
             if in_chans is None:
                 in_chans = 12
@@ -154,22 +194,29 @@ class SMARTIESViT(VisionTransformer):
         self.interpolation: InterpolationPolicy = interpolation
         self.out_of_range: OutOfRange = out_of_range
         self.patch_size = patch_size
-        self.spectrum_projection = SpectrumAwareProjection(patch_size, embed_dim)
-        # spectrum_projection first: torchgeo's weight loader follows the first child to find the input layer
-        self._modules = {'spectrum_projection': self._modules.pop('spectrum_projection'), **self._modules}
-        patch_embed: SpectrumPatchEmbed = self.patch_embed  # type: ignore[assignment]
-        patch_embed.projection = self.spectrum_projection
-        patch_embed.plan = plan
+        # the fixed sin-cos table: a persistent buffer under the release's key (no gradient, not trained)
+        # timm's device=/dtype= factory arguments: our tensors follow cls_token
+        dev, dt = self.cls_token.device, self.cls_token.dtype  # type: ignore[union-attr]
+        del self.pos_embed
+        n_pos = 1 + self.patch_embed.num_patches
+        self.register_buffer('pos_embed', torch.zeros(1, n_pos, embed_dim, device=dev, dtype=dt))
+        # spectrum_projection is the first child: torchgeo's load_state_dict finds a model's input layer by
+        # following first children (here spectrum_projection.spectrum_embeds.0.proj, as in the release)
+        children = dict(self._modules)
+        self._modules.clear()
+        self.spectrum_projection = SpectrumAwareProjection(patch_size, embed_dim).to(device=dev, dtype=dt)
+        self._modules.update(children)
         self.default_plan = plan
-        self.pos_embed.requires_grad_(False)  # type: ignore[union-attr]
+        # the default plan as tensors, for TorchScript (which cannot take a plan): not saved
+        self.register_buffer('default_mix', torch.tensor(plan.matrix(), device=dev, dtype=dt), persistent=False)
+        self.default_scale = self.spectrum_projection.scaler / plan.num_active
         self.init_weights()
 
     # -- init --------------------------------------------------------------------------------------------------------
     def init_weights(self, mode: str = '', needs_reset: bool = True) -> None:
         """Initialise like the release: fixed sin-cos pos-embed, CLS N(0, 0.02), xavier Linear, zero bias."""
         with torch.no_grad():
-            grid = self.patch_embed.grid_size
-            pe = get_2d_sincos_pos_embed(self.embed_dim, grid, cls_token=True)
+            pe = get_2d_sincos_pos_embed(self.embed_dim, self.patch_embed.grid_size, cls_token=True)
             self.pos_embed.copy_(pe.to(self.pos_embed))  # type: ignore[union-attr]
             nn.init.normal_(self.cls_token, std=0.02)  # type: ignore[arg-type]
             release_init_(self.modules())
@@ -180,51 +227,80 @@ class SMARTIESViT(VisionTransformer):
         """The default band set (band ids in channel order)."""
         return self.default_plan.bands
 
-    def plan_for(self, bands: Bands | None) -> ProjectionPlan:
-        """Resolve *bands* with this model's interpolation policy (None → the default plan)."""
+    @torch.jit.unused  # type: ignore[untyped-decorator]
+    def plan_for(self, bands: Any) -> ProjectionPlan:
+        """Resolve *bands* (a :data:`Bands`) with this model's interpolation policy (None → the default plan)."""
         if bands is None:
             return self.default_plan
         return plan_bands(bands, self.interpolation, self.out_of_range)
 
     def set_bands(self, bands: Bands) -> None:
-        """Change the default band set (what ``model(x)`` uses without ``bands=``)."""
+        """Change the default band set (what ``model(x)`` uses without ``bands=``); not for use during calls."""
         plan = self.plan_for(bands)
         self.default_plan = plan
         self.in_chans = plan.num_bands
-        if self._embed.band_mask is None:
-            self._embed.plan = plan
+        self.default_mix = torch.tensor(plan.matrix(), dtype=self.default_mix.dtype, device=self.default_mix.device)
+        self.default_scale = self.spectrum_projection.scaler / plan.num_active
 
-    @property
-    def _embed(self) -> SpectrumPatchEmbed:
-        return self.patch_embed  # type: ignore[return-value]
+    # -- tokens ------------------------------------------------------------------------------------------------------
+    @torch.jit.unused  # type: ignore[untyped-decorator]
+    def patch_tokens(self, x: Tensor, bands: Any = None, band_mask: Optional[Tensor] = None) -> Tensor:  # noqa: UP045
+        """The tokenizer's output (B, h, w, D): 12 × the mean band embedding, before CLS and position.
 
-    @contextmanager
-    def _bound(self, bands: Bands | None, band_mask: Tensor | None) -> Iterator[None]:
-        """Bind a band plan and mask to the patch embedding for one call (no-op when both are None)."""
-        if bands is None and band_mask is None:
-            yield
-            return
-        embed = self._embed
-        prev = (embed.plan, embed.band_mask)
-        embed.plan = self.plan_for(bands) if bands is not None else (embed.plan or self.default_plan)
-        embed.band_mask = band_mask
-        try:
-            yield
-        finally:
-            embed.plan, embed.band_mask = prev
+        This is the token space in which cross-sensor mixup is defined.
+
+        Args:
+            x: (B, C, H, W) floating-point image batch; cast to the model's dtype (outside ``torch.autocast``).
+            bands: a :data:`Bands` (default: the model's band set).
+            band_mask: optional validity mask (see :class:`SpectrumAwareProjection`).
+        """
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing():
+            # torch.fx makes every forward argument a Proxy; a band plan is resolved in Python, so a traced
+            # graph is for the default band set without a mask (pass concrete_args to trace another plan)
+            bands = None if isinstance(bands, torch.fx.Proxy) else bands
+            band_mask = None if isinstance(band_mask, torch.fx.Proxy) else band_mask
+            plan = self.plan_for(bands)
+        else:
+            plan = self.plan_for(bands)
+            validate_image(x, plan.num_bands, self.patch_size, band_mask is None)
+            if self.patch_embed.strict_img_size and tuple(x.shape[-2:]) != tuple(self.patch_embed.img_size):
+                raise ImageSizeError(
+                    f'input size {tuple(x.shape[-2:])} differs from the model size {self.patch_embed.img_size}; '
+                    'build the model with dynamic_img_size=True (the default) to accept any size'
+                )
+            dtype = self.cls_token.dtype  # type: ignore[union-attr]
+            if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+                # cast policy: the image takes the model's dtype (float16/bfloat16/float64 into a float32 model,
+                # float32 into a .half() model); under torch.autocast the input is left to autocast
+                x = x.to(dtype)
+        out: Tensor = self.spectrum_projection(x, plan, band_mask)
+        return out
+
+    def _tokens(self, x: Tensor, bands: Any, band_mask: Optional[Tensor]) -> Tensor:  # noqa: UP045
+        if torch.jit.is_scripting():
+            return self.spectrum_projection.forward_default(x, self.default_mix, self.default_scale)
+        return self.patch_tokens(x, bands, band_mask)
 
     # -- timm overrides -----------------------------------------------------------------------------------------------
     def _pos_embed(self, x: Tensor) -> Tensor:
-        """Prepend CLS and add the position embedding, resampled like the release for other sizes."""
-        assert self.pos_embed is not None and self.cls_token is not None
-        pos_embed: Tensor = self.pos_embed
-        if x.ndim == 4:
-            b, h, w, c = x.shape
-            pos_embed = resample_pos_embed(pos_embed, (h, w), self.patch_embed.grid_size, self.num_prefix_tokens)
-            x = x.reshape(b, h * w, c)
+        """(B, h, w, D) tokens → prepend CLS and add the position embedding, resampled like the release."""
+        h, w = x.shape[1], x.shape[2]
+        grid = self.patch_embed.grid_size
+        pos_embed = resample_abs_pos_embed(
+            self.pos_embed, new_size=[h, w], old_size=[grid[0], grid[1]], num_prefix_tokens=1, antialias=False
+        )
+        x = x.flatten(1, 2)
+        assert self.cls_token is not None
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         x = x + pos_embed.to(x.dtype)
         out: Tensor = self.pos_drop(x)
+        return out
+
+    def _embed(self, x: Tensor, bands: Any, band_mask: Optional[Tensor]) -> Tensor:  # noqa: UP045
+        """Tokens with CLS and position, after patch dropout and the pre-norm: the input of block 0."""
+        x = self._pos_embed(self._tokens(x, bands, band_mask))
+        x = self.patch_drop(x)
+        out: Tensor = self.norm_pre(x)
         return out
 
     def set_input_size(
@@ -234,53 +310,80 @@ class SMARTIESViT(VisionTransformer):
         old = self.patch_embed.grid_size
         self.patch_embed.set_input_size(img_size=img_size, patch_size=patch_size)
         new = self.patch_embed.grid_size
-        if new != old and self.pos_embed is not None:
-            self.pos_embed = nn.Parameter(
-                resample_pos_embed(self.pos_embed.data, new, old, self.num_prefix_tokens), requires_grad=False
-            )
-
-    def patch_tokens(self, x: Tensor, bands: Bands | None = None, band_mask: Tensor | None = None) -> Tensor:
-        """The tokenizer's output (B, h, w, D): 12 × the mean band embedding, before CLS and position.
-
-        This is the token space in which cross-sensor mixup is defined.
-        """
-        with self._bound(bands, band_mask):
-            embed = self._embed
-            assert embed.plan is not None
-            from .tokenizer import validate_image
-
-            validate_image(x, embed.plan.num_bands, self.patch_size, embed.check_finite and embed.band_mask is None)
-            return self.spectrum_projection(x, embed.plan, embed.band_mask)
+        if new != old:
+            self.pos_embed = resample_pos_embed(self.pos_embed, new, old, self.num_prefix_tokens)  # type: ignore[arg-type,assignment]
 
     def forward_features(  # type: ignore[override]
         self,
         x: Tensor,
-        bands: Bands | None = None,
-        band_mask: Tensor | None = None,
-        **kwargs: Any,
+        bands: Any = None,
+        band_mask: Optional[Tensor] = None,  # noqa: UP045
+        attn_mask: Optional[Tensor] = None,  # noqa: UP045
+        is_causal: bool = False,
     ) -> Tensor:
         """Normed tokens (B, 1 + N, D) for *x* with band set *bands* (default: the model's)."""
-        with self._bound(bands, band_mask):
-            out: Tensor = super().forward_features(x, **kwargs)
-            return out
+        x = self._embed(x, bands, band_mask)
+        if attn_mask is not None or is_causal:
+            for blk in self.blocks:
+                x = blk(x, attn_mask=attn_mask, is_causal=is_causal)
+        elif self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        out: Tensor = self.norm(x)
+        return out
 
+    @torch.jit.unused  # type: ignore[untyped-decorator]
     def forward_intermediates(  # type: ignore[override]
         self,
         x: Tensor,
         indices: int | list[int] | None = None,
+        return_prefix_tokens: bool = False,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = 'NCHW',
+        intermediates_only: bool = False,
+        output_dict: bool = False,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
         bands: Bands | None = None,
         band_mask: Tensor | None = None,
-        **kwargs: Any,
     ) -> Any:
-        """timm's ``forward_intermediates`` with ``bands=``; maps are (B, D, h, w) for ``output_fmt='NCHW'``.
+        """timm's ``forward_intermediates`` with ``bands=``/``band_mask=``; maps are (B, D, h, w) for ``'NCHW'``.
 
         The release's dense output is the last block without the final norm:
         ``forward_intermediates(x, indices=[depth - 1], norm=False, intermediates_only=True)[0]``
         (also available as :meth:`forward_dense`).
         """
-        with self._bound(bands, band_mask):
-            return super().forward_intermediates(x, indices, **kwargs)
+        if output_fmt not in ('NCHW', 'NLC'):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        b, _, height, width = x.shape
+        x = self._embed(x, bands, band_mask)
+        blocks = list(self.blocks)[: max_index + 1] if stop_early else list(self.blocks)
+        intermediates = []
+        for i, blk in enumerate(blocks):
+            x = blk(x, attn_mask=attn_mask, is_causal=is_causal) if attn_mask is not None or is_causal else blk(x)
+            if i in take_indices:
+                intermediates.append(self.norm(x) if norm else x)
+        prefix = [y[:, : self.num_prefix_tokens] for y in intermediates]
+        intermediates = [y[:, self.num_prefix_tokens :] for y in intermediates]
+        if output_fmt == 'NCHW':
+            h, w = self.patch_embed.dynamic_feat_size((height, width))
+            intermediates = [y.reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
+        if output_dict:
+            result: dict[str, Any] = {'image_intermediates': intermediates}
+            if return_prefix_tokens:
+                result['image_intermediates_prefix'] = prefix
+            if not intermediates_only:
+                result['image_features'] = self.norm(x)
+            return result
+        out: Any = list(zip(intermediates, prefix)) if return_prefix_tokens else intermediates
+        if intermediates_only:
+            return out
+        return self.norm(x), out
 
+    @torch.jit.unused  # type: ignore[untyped-decorator]
     def forward_dense(self, x: Tensor, bands: Bands | None = None, band_mask: Tensor | None = None) -> Tensor:
         """The release's ``all_tokens`` output: last block, no final norm, as (B, D, h, w)."""
         out: list[Tensor] = self.forward_intermediates(
@@ -290,12 +393,30 @@ class SMARTIESViT(VisionTransformer):
         return out[0]
 
     def forward(  # type: ignore[override]
-        self, x: Tensor, bands: Bands | None = None, band_mask: Tensor | None = None, **kwargs: Any
+        self,
+        x: Tensor,
+        bands: Any = None,
+        band_mask: Optional[Tensor] = None,  # noqa: UP045
+        attn_mask: Optional[Tensor] = None,  # noqa: UP045
+        is_causal: bool = False,
     ) -> Tensor:
-        """Pooled features (B, D) — the CLS token after the final norm — or logits if ``num_classes > 0``."""
-        with self._bound(bands, band_mask):
-            out: Tensor = super().forward(x, **kwargs)
-            return out
+        """Pooled features (B, D) — the CLS token after the final norm — or logits if ``num_classes > 0``.
+
+        Args:
+            x: (B, C, H, W) image batch, channels in the order of *bands*.
+            bands: the band set of *x* (a :data:`Bands`); default: the model's (:attr:`bands`).
+            band_mask: optional validity mask, True = valid: (B, C), (B, C, h, w) or (B, C, H, W).
+            attn_mask: optional attention mask, passed to every block (as in timm).
+            is_causal: causal attention (as in timm).
+        """
+        x = self.forward_features(x, bands, band_mask, attn_mask, is_causal)
+        out: Tensor = self.forward_head(x)
+        return out
+
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
+    def no_weight_decay(self) -> set[str]:
+        """Parameters without weight decay: the CLS token (the fixed ``pos_embed`` is a buffer, not trained)."""
+        return {'cls_token'}
 
     @torch.jit.ignore  # type: ignore[untyped-decorator]
     def load_pretrained(self, checkpoint_path: str, prefix: str = '') -> None:

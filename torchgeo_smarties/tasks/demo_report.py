@@ -31,7 +31,7 @@ def demo_heldout_report(model: Any, seed: int = 0, size: int = 96) -> dict[str, 
         ``{'trained': {...}, 'untrained': {...}, 'tiles': int, 'seed': int}`` with model/baseline MSE.
     """
     from ..models.mae import SMARTIESMAE, masked_reconstruction_errors, random_token_mask
-    from ..models.mixing import random_assignment
+    from ..ops import random_assignment
     from .paired_data import PairedRasterDataset, collate_pairs
 
     crop = Path(str(resources.files('torchgeo_smarties'))) / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'

@@ -8,8 +8,8 @@ Strategies:
 * ``'mixup_concat'`` — Mixup-Concatenation (the paper's): a random half of the patches
   takes sensor a and the rest sensor b; the complementary mix is built too; both mixes are
   encoded and their CLS vectors concatenated (2D). Mixing uses
-  :func:`~torchgeo_smarties.models.mixing.random_assignment` and
-  :func:`~torchgeo_smarties.models.mixing.stack_pair` (band-masked tokens).
+  :func:`~torchgeo_smarties.ops.mixing.random_assignment` and
+  :func:`~torchgeo_smarties.ops.mixing.stack_pair` (band-masked tokens).
 
 The model takes the **stacked** channels ``cat([a, b], dim=1)`` so that torchgeo tasks, which pass
 only ``batch['image']``, can use it (e.g. BigEarthNet ``bands='all'`` gives S1 then S2).
@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from ..errors import BandCountError, ImageSizeError, InputError
 from ..models import SMARTIESViT
-from ..models.mixing import random_assignment, stack_pair
 from ..models.vit import Bands
+from ..ops import random_assignment, stack_pair
 
 __all__ = ('FusionStrategy', 'SMARTIESFusion')
 

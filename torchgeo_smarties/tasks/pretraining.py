@@ -18,7 +18,7 @@ from torchgeo.tasks import BaseTask
 
 from ..errors import InputError
 from ..models.mae import SMARTIESMAE, MixupMode, random_token_mask
-from ..models.mixing import random_assignment
+from ..ops import random_assignment
 from ..spectrum import ProjectionPlan
 
 __all__ = ('SMARTIESPretraining', 'effective_lr', 'warmup_cosine')
@@ -185,7 +185,7 @@ class SMARTIESPretraining(BaseTask):
         for name, p in self.model.named_parameters():
             if not p.requires_grad:
                 continue
-            if p.ndim <= 1 or name.endswith('.bias') or name in _NO_DECAY:
+            if p.ndim <= 1 or name.endswith('.bias') or name.removeprefix('encoder.') in _NO_DECAY:
                 no_decay.append(p)
             else:
                 decay.append(p)

@@ -13,6 +13,7 @@ from kornia.augmentation import IntensityAugmentationBase2D
 from torch import Tensor, nn
 
 from ..errors import BandCountError, InputError
+from ..ops import random_ranks
 from ..spectrum import resolve_bands
 
 __all__ = ('BAND_MASK_KEY', 'RandomBandSubset', 'attach_band_mask', 'batch_band_mask', 'random_band_mask')
@@ -45,8 +46,7 @@ def random_band_mask(
             f'channels={channels}; keep at least one band'
         )
     n = torch.randint(min_bands, hi + 1, (batch, 1), generator=generator)
-    ranks = torch.rand(batch, channels, generator=generator).argsort(dim=1).argsort(dim=1)
-    return (ranks < n).to(device)
+    return (random_ranks(batch, channels, generator=generator, device='cpu') < n).to(device)
 
 
 def attach_band_mask(batch: dict[str, Any], aug: nn.Module | None, key: str = 'image') -> dict[str, Any]:

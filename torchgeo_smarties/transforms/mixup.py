@@ -1,6 +1,6 @@
 """Cross-sensor token mixup (paper Eq. 1–2) as a batched pair augmentation.
 
-Built on the shared primitives of :mod:`torchgeo_smarties.models.mixing`.
+Built on the shared primitives of :mod:`torchgeo_smarties.ops.mixing`.
 
 .. versionadded:: 0.1
 """
@@ -15,14 +15,15 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ImageSizeError, InputError
-from ..models.mixing import mix_tokens, random_assignment, stack_pair
+from ..ops import check_mixup_mode, mix_tokens, random_assignment, stack_pair
 from ..spectrum import resolve_bands
 
 __all__ = ('CrossSensorMixup', 'MixedPair', 'MixupMode', 'mix_tokens')
 
 #: ``'complementary'``: view b′ is the complement of view a′ (paper Eq. 1–2, release BigEarthNet-MM eval);
-#: ``'release_pretraining'``: view b′ is b unmixed (the release's pretraining code, kept for reproduction).
-MixupMode = Literal['complementary', 'release_pretraining']
+#: ``'release'``: view b′ is b unmixed (the release's pretraining code, kept for reproduction; the old spelling
+#: ``'release_pretraining'`` is accepted with a DeprecationWarning). The vocabulary is :data:`ops.MixupMode`'s.
+MixupMode = Literal['complementary', 'release']
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class MixedPair:
         mask_a: per-patch band mask of view a′ (B, Ca + Cb, h, w): a's bands valid where *assignment*.
         view_b: x for view b′ (same stacked tensor).
         mask_b: per-patch band mask of view b′ (the complement, or b's bands everywhere in
-            ``'release_pretraining'`` mode).
+            ``'release'`` mode).
         assignment: (B, h, w) bool, True = the patch of view a′ comes from sensor a.
         bands: ``bands_a + bands_b`` (band ids) if the mixup knows the bands, else ``None``.
 
@@ -74,7 +75,7 @@ class CrossSensorMixup(nn.Module):
     Args:
         ratio: fraction of patches of view a′ taken from sensor a (default 0.5, the release's).
         mode: ``'complementary'`` (default; paper Eq. 1–2 and the release's BigEarthNet-MM evaluation) or
-            ``'release_pretraining'`` — the release's pretraining code overwrites view 1 before building
+            ``'release'`` — the release's pretraining code overwrites view 1 before building
             view 2, so view b′ is the unmixed image b; kept for reproducing the release.
         patch_size: the encoder's patch size.
         bands_a: optional band ids of sensor a (preset or list), copied to the output's ``bands``.
@@ -108,8 +109,7 @@ class CrossSensorMixup(nn.Module):
         super().__init__()
         if not 0.0 <= float(ratio) <= 1.0:
             raise InputError(f'mixup ratio must be in [0, 1], got {ratio}; 0.5 is the release default')
-        if mode not in ('complementary', 'release_pretraining'):
-            raise InputError(f"mode must be 'complementary' or 'release_pretraining', got {mode!r}")
+        mode = check_mixup_mode(mode, ('complementary', 'release'))  # type: ignore[assignment]
         if patch_size <= 0:
             raise InputError(f'patch_size must be positive, got {patch_size}')
         self.ratio = float(ratio)

@@ -11,12 +11,38 @@ token is 12 × the mean over the *valid* bands of its patch, this gives exactly
 a's token or b's token per patch — mixing images is mixing tokens.
 """
 
+import warnings
+from typing import Literal, cast
+
 import torch
 from torch import Tensor
 
 from ..errors import ImageSizeError, InputError
+from .sampling import random_ranks
 
-__all__ = ('mix_tokens', 'random_assignment', 'stack_pair')
+__all__ = ('MIXUP_MODES', 'MixupMode', 'check_mixup_mode', 'mix_tokens', 'random_assignment', 'stack_pair')
+
+#: How the second view of a pair is built — one vocabulary for the MAE, the pretraining task and the transforms:
+#: ``'complementary'`` (paper Eq. 1–2: view b′ is the mirrored mix of view a′), ``'release'`` (the official
+#: pretraining code: view b′ is the unmixed sensor-b image), ``'none'`` (no mixing: two plain views).
+MixupMode = Literal['complementary', 'release', 'none']
+MIXUP_MODES: tuple[str, ...] = ('complementary', 'release', 'none')
+_DEPRECATED_MODES = {'release_pretraining': 'release'}
+
+
+def check_mixup_mode(mode: str, allowed: tuple[str, ...] = MIXUP_MODES) -> MixupMode:
+    """Validate a mix-up mode; the old spelling ``'release_pretraining'`` maps to ``'release'`` with a warning.
+
+    Raises:
+        InputError: for a mode not in *allowed*, listing the valid ones.
+    """
+    if mode in _DEPRECATED_MODES:
+        new = _DEPRECATED_MODES[mode]
+        warnings.warn(f'mixup mode {mode!r} is deprecated; use {new!r}', DeprecationWarning, stacklevel=3)
+        mode = new
+    if mode not in allowed:
+        raise InputError(f'unknown mixup mode {mode!r}; choose one of {", ".join(map(repr, allowed))}')
+    return cast(MixupMode, mode)
 
 
 def random_assignment(
@@ -45,11 +71,8 @@ def random_assignment(
     if not 0.0 <= ratio <= 1.0:
         raise InputError(f'mixup ratio must be in [0, 1], got {ratio}')
     h, w = grid
-    n = h * w
-    k = int(round(ratio * n))
-    noise = torch.rand(batch, n, generator=generator, device='cpu' if generator is not None else device)
-    ranks = noise.argsort(dim=1).argsort(dim=1)
-    return (ranks < k).reshape(batch, h, w).to(device)
+    k = int(round(ratio * h * w))
+    return (random_ranks(batch, h * w, generator=generator, device=device) < k).reshape(batch, h, w)
 
 
 def _check_pair(a: Tensor, b: Tensor, assign: Tensor, patch_size: int) -> tuple[int, int]:
