@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from torchgeo_smarties.models.checkpoint import load_encoder_weights
 from torchgeo_smarties.models.mae import random_token_mask
-from torchgeo_smarties.ops import random_assignment
 from torchgeo_smarties.models.vit import SMARTIESViT
+from torchgeo_smarties.ops import random_assignment
 from torchgeo_smarties.tasks.paired_data import PairedDataModule
 from torchgeo_smarties.tasks.pretrain_cli import build_cli, main
 from torchgeo_smarties.tasks.pretraining import SMARTIESPretraining, effective_lr, warmup_cosine

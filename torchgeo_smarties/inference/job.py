@@ -218,6 +218,29 @@ class EncoderSpec:
         return load_encoder(self.weights, num_heads=self.num_heads)
 
 
+def _default_channels(source: RasterSource, bands: str | None, sensor: str | None) -> RasterSource:
+    """With ``sensor=<sensor id>`` and a raster holding *all* that sensor's bands, keep its default channels.
+
+    A hyperspectral sensor's default band set (``resolve_bands('enmap')``) leaves out the water-vapour absorption bands
+    and the bands outside the pretraining spectrum; a full product (EnMAP's 224 bands) then embeds with
+    ``--sensor enmap`` alone, those channels being skipped (the band mapping lists the channels used).
+    """
+    if bands is not None or sensor is None:
+        return source
+    from ..errors import SmartiesError
+    from ..spectrum import get_sensor
+
+    try:
+        sen = get_sensor(sensor)
+    except SmartiesError:
+        return source  # a preset or an unknown name: resolve_source_bands says what is wrong
+    keep = sen.default_bands
+    if source.count != len(sen.bands) or len(keep) == len(sen.bands):
+        return source
+    index = {b.name: i for i, b in enumerate(sen.bands)}
+    return source.select([index[b.name] for b in keep])
+
+
 @dataclass(frozen=True)
 class EmbedJob:
     """One raster to run: the opened source, its band ids, the projection plan and the normaliser.
@@ -245,6 +268,7 @@ class EmbedJob:
         """
         source = open_source(input, require_crs=require_crs)
         try:
+            source = _default_channels(source, bands, sensor)
             band_ids = resolve_source_bands(source, bands, sensor)
             plan = plan_bands(band_ids, policy, out_of_range)
             if normalizer is None:
