@@ -11,7 +11,7 @@ from typing import Any, Final, cast
 
 from ..errors import OutOfSpectrumError, UnresolvableBandError
 from .plan import POLICIES, InterpolationPolicy, OutOfRange, resolve_band
-from .ranges import AGGREGATED_RANGES, LEARNED_RANGES, NO_PROJECTION_RANGES, range_by_index
+from .ranges import AGGREGATED_RANGES, LEARNED_RANGES, NO_PROJECTION_RANGES, SpectralRange, range_by_index
 from .registry import get_sensor, list_sensors
 from .sensors import Band, Sensor
 
@@ -151,6 +151,18 @@ def band_records(
     ]
 
 
+def _range_record(r: SpectralRange) -> dict[str, Any]:
+    """The fields every spectral range record has: index, key, name and its wavelengths (nm)."""
+    return {
+        'index': r.index,
+        'key': r.key,
+        'name': r.name,
+        'min_nm': r.min_nm,
+        'max_nm': r.max_nm,
+        'center_nm': r.center_nm,
+    }
+
+
 def _version() -> str:
     from .. import __version__  # the package is light: this imports no torch
 
@@ -171,25 +183,10 @@ def bands_json(
         'version': _version(),
         'units': {'wavelength': 'nm', 'gsd': 'm'},
         'policies': list(policies),
-        'learned_ranges': [
-            {
-                'index': r.index,
-                'key': r.key,
-                'name': r.name,
-                'min_nm': r.min_nm,
-                'max_nm': r.max_nm,
-                'center_nm': r.center_nm,
-            }
-            for r in LEARNED_RANGES
-        ],
+        'learned_ranges': [_range_record(r) for r in LEARNED_RANGES],
         'release_entries': [
             {
-                'index': r.index,
-                'key': r.key,
-                'name': r.name,
-                'min_nm': r.min_nm,
-                'max_nm': r.max_nm,
-                'center_nm': r.center_nm,
+                **_range_record(r),
                 'kind': r.kind,
                 'sources': list(r.sources),
                 'official_weights': list(r.official_weights()),
