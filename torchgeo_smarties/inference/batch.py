@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,6 @@ class BatchResult:
     rank: int = 0
     world_size: int = 1
     catalogue: Any = None
-    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[SceneOutcome]:

@@ -43,14 +43,16 @@ class Catalogue:
     patches: int
 
 
+def _grid_xy(transform: Any, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map coordinates of grid positions (fractional rows/cols allowed); exact for rotated grids."""
+    return (transform.a * cols + transform.b * rows + transform.c,
+            transform.d * cols + transform.e * rows + transform.f)
+
+
 def _cell_corners(transform: Any, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of the 4 corners (+ closing point) of cells (rows, cols): arrays (N, 5); exact for rotated grids."""
-    dr = np.array([0, 0, 1, 1, 0])
-    dc = np.array([0, 1, 1, 0, 0])
-    r = rows[:, None] + dr[None]
-    c = cols[:, None] + dc[None]
-    a, b, xoff, d, e, yoff = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-    return a * c + b * r + xoff, d * c + e * r + yoff
+    """x, y of the 4 corners (+ closing point) of cells (rows, cols): arrays (N, 5)."""
+    return _grid_xy(transform, rows[:, None] + np.array([0, 0, 1, 1, 0])[None],
+                    cols[:, None] + np.array([0, 1, 1, 0, 0])[None])
 
 
 def _to_wgs84(crs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +93,7 @@ def embedding_item(path: str | os.PathLike[str], href: str | None = None) -> Any
     t = np.linspace(0.0, 1.0, 9)[:-1]
     rows = np.concatenate([0 * t, t * h, h + 0 * t, (1 - t) * h, [0.0]])
     cols = np.concatenate([t * w, w + 0 * t, (1 - t) * w, 0 * t, [0.0]])
-    x = transform.a * cols + transform.b * rows + transform.c
-    y = transform.d * cols + transform.e * rows + transform.f
-    lon, lat = _to_wgs84(crs, x, y)
+    lon, lat = _to_wgs84(crs, *_grid_xy(transform, rows, cols))
     poly = Polygon(list(zip(lon.tolist(), lat.tolist())))
     acq = tags.get('SMARTIES_DATETIME')
     when = dt.datetime.fromisoformat(acq) if acq else dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC)
