@@ -8,10 +8,12 @@ into a :class:`BlendAccumulator` of pending output rows, and streams finished ro
 * to the GeoTIFF(s), one complete block row at a time (so GDAL's writes are the same whatever the
   history of the run).
 
-After each batch that finishes output rows, the accumulator and the position are check-pointed
-(``progress.json`` + ``carry-<tile>.npz``). ``resume=True`` restarts from that point: finished
-rows are replayed from the raw store, the batches keep the same composition, and the result is
-byte-identical to an uninterrupted run. ``progress.json`` records a fingerprint of the run (the
+After a batch that finishes output rows, the accumulator and the position are check-pointed
+(``progress.json`` + ``carry-<tile>.npz``), at most every ``TilingOptions.checkpoint_seconds`` (default 10 s: an
+interrupted run loses at most that much work, and a fast accelerator is not held up by a checkpoint per tile row;
+0 checkpoints after every finished tile row, as does a run with an ``on_batch`` callback). ``resume=True``
+restarts from that point: finished rows are replayed from the raw store, the batches keep the same composition,
+and the result is byte-identical to an uninterrupted run. ``progress.json`` records a fingerprint of the run (the
 input files' size, mtime and sampled-content hash, the normalisation, the weights and every option,
 see :func:`compare_fingerprints`); a resume whose fingerprint differs is refused with a
 :class:`~torchgeo_smarties.errors.ResumeError` naming what changed. Outputs are written inside
@@ -46,6 +48,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InputError, ResumeError, SmartiesError
+from ..transforms.normalize import SmartiesNormalize
 from .job import TilingOptions
 from .outputs import check_outputs, disk_full_error, is_disk_full
 from .source import RasterSource
@@ -115,8 +118,12 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
             ) from None
         x = torch.from_numpy(vals)
         m = torch.from_numpy(valid)
-        if self.normalize is not None:
-            x = self.normalize(x[None])[0]
+        norm = self.normalize
+        if isinstance(norm, SmartiesNormalize):
+            # the reader already knows which pixels are valid: one pass, invalid pixels -> 0
+            return norm.normalize(x[None], valid=m[None])[0], m, i
+        if norm is not None:
+            x = norm(x[None])[0]
         x = torch.where(m, x, torch.zeros((), dtype=x.dtype))  # no NaN/garbage reaches the model
         return x.float().contiguous(), m, i
 
@@ -516,7 +523,8 @@ def run_tiled(
         fingerprint: what must match for ``resume``: ``input``, ``bands``, ``normalization``, ``weights`` and
             ``options`` (see :func:`compare_fingerprints`); the tiling options are added.
         progress: show a tqdm progress bar.
-        on_batch: called after every check-pointed batch with (tiles done, tiles total).
+        on_batch: called after every check-pointed batch with (tiles done, tiles total); with a callback the run
+            checkpoints after every batch that finishes output rows (the callback observes each durable state).
         workdir: where partial results live (default ``<first output>.partial``).
 
     Returns:
@@ -647,6 +655,8 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
 
         bar = tqdm(total=total, initial=start, unit='tile', desc='tiles', dynamic_ncols=True)
     done = start
+    every = tiling.checkpoint_seconds
+    last_checkpoint = time.perf_counter()
     batches = iter(loader)  # forks the workers before the writer thread exists (fork with threads can deadlock)
     sink = _Sink()
     try:
@@ -664,11 +674,14 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
                 if n > 0:
                     sink.put(_emit, store, writers, y_first, vals[:n, :wc])
                 rows_done = min(hc, limit)
-                snapshot = BlendAccumulator(acc.acc.copy(), acc.wsum.copy(), acc.y0)  # later tiles add to acc
-                sink.put(store.checkpoint, done, rows_done, snapshot)
-                if on_batch is not None:
-                    sink.flush()  # the callback sees a durable checkpoint
-                    on_batch(done, total)
+                now = time.perf_counter()
+                if on_batch is not None or now - last_checkpoint >= every:
+                    last_checkpoint = now
+                    snapshot = BlendAccumulator(acc.acc.copy(), acc.wsum.copy(), acc.y0)  # later tiles add to acc
+                    sink.put(store.checkpoint, done, rows_done, snapshot)
+                    if on_batch is not None:
+                        sink.flush()  # the callback sees a durable checkpoint
+                        on_batch(done, total)
             if bar is not None:
                 bar.update(len(idx))
         sink.close()

@@ -17,6 +17,7 @@ choices, so a bad option is refused before anything is read or written.
 """
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ class TilingOptions:
         num_workers: DataLoader worker processes (>= 0; None: :func:`default_num_workers`).
         compress: GeoTIFF codec, one of :data:`CODECS`.
         block_size: GeoTIFF block size in cells (a positive multiple of 16).
+        checkpoint_seconds: least seconds between two resume checkpoints (>= 0; 0: after every finished tile row).
 
     Raises:
         OptionError: for any value out of range, naming the valid ones.
@@ -113,6 +115,7 @@ class TilingOptions:
     num_workers: int | None = None
     compress: str = 'deflate'
     block_size: int = 64
+    checkpoint_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile <= 0 or self.tile % PATCH:
@@ -129,6 +132,9 @@ class TilingOptions:
         if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size <= 0 \
                 or self.block_size % 16:
             raise OptionError(f'block size {self.block_size!r} must be a positive multiple of 16')
+        cs = self.checkpoint_seconds
+        if isinstance(cs, bool) or not isinstance(cs, (int, float)) or not math.isfinite(cs) or cs < 0:
+            raise OptionError(f'checkpoint interval {cs!r} must be a number of seconds >= 0 (0: after every tile row)')
 
     @property
     def workers(self) -> int:

@@ -272,8 +272,15 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
             valid &= x != self.nodata
         return valid
 
-    def normalize(self, x: Tensor) -> Tensor:
-        """The normalisation of a raw (…, C, H, W) float tensor (invalid pixels → 0)."""
+    def normalize(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+        """The normalisation of a raw (…, C, H, W) float tensor (invalid pixels → 0).
+
+        Args:
+            x: raw values.
+            valid: the pixels' validity (bool, shape of *x*) when the caller already knows it (a raster reader
+                that applied nodata and masks; ``nodata`` still applies); default: not NaN and not ``nodata``
+                (:meth:`valid_mask`).
+        """
         self._check(x)
         if not x.is_floating_point():
             x = x.float()
@@ -282,7 +289,7 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
         def buf(t: Tensor) -> Tensor:
             return t.to(device=x.device, dtype=x.dtype).view(shape)
 
-        invalid = torch.isnan(x)
+        invalid = ~valid if valid is not None else torch.isnan(x)
         if self.nodata is not None:
             invalid |= x == self.nodata
         if any(self.sar_to_db):

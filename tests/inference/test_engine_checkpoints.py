@@ -1,0 +1,105 @@
+"""The engine's resume checkpoints (``TilingOptions.checkpoint_seconds``) and the reader → normaliser fast path."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from torchgeo_smarties.errors import OptionError
+from torchgeo_smarties.inference import TileGrid, make_normalizer, open_source
+from torchgeo_smarties.inference.engine import OutputSpec, TileDataset, run_tiled
+from torchgeo_smarties.inference.job import TilingOptions
+
+
+class Interrupt(RuntimeError):
+    """Raised by the model step to stop a run half-way."""
+
+
+def pooled(stop_after: int | None = None):  # type: ignore[no-untyped-def]
+    """A model step: per-patch channel means (K = C); raises :class:`Interrupt` on batch *stop_after*."""
+    calls = [0]
+
+    def fn(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        calls[0] += 1
+        if stop_after is not None and calls[0] > stop_after:
+            raise Interrupt('stop')
+        out = F.avg_pool2d(x, 16)
+        return out, torch.ones(out.shape[0], *out.shape[2:], dtype=torch.bool)
+
+    return fn
+
+
+def run(sample: Path, out: Path, seconds: float, *, stop_after: int | None = None, resume: bool = False):  # type: ignore[no-untyped-def]
+    src = open_source(sample)
+    grid = TileGrid(src.height, src.width, 64, 16)
+    spec = OutputSpec(out, src.count, 'float32', lambda rows: rows.transpose(2, 0, 1))
+    tiling = TilingOptions(64, 16, batch_size=4, num_workers=0, checkpoint_seconds=seconds)
+    norm = make_normalizer(tuple(src.descriptions))
+    return run_tiled(src, grid, pooled(stop_after), src.count, [spec], normalize=norm, tiling=tiling, resume=resume,
+                     progress=False, fingerprint={'input': sample.name})
+
+
+def test_every_row_checkpoints_resume_where_stopped(sample: Path, tmp_path: Path) -> None:
+    ref = tmp_path / 'ref.tif'
+    run(sample, ref, 0.0)
+    out = tmp_path / 'out.tif'
+    with pytest.raises(Interrupt):
+        run(sample, out, 0.0, stop_after=10)  # 384 px in 64 px tiles, 16 px overlap: 8 × 8 tiles, 16 batches of 4
+    progress = json.loads((tmp_path / 'out.tif.partial' / 'progress.json').read_text())
+    assert 0 < progress['next_tile'] <= 10 * 4  # the last tile row finished before the interruption
+    res = run(sample, out, 0.0, resume=True)
+    assert res.resumed_from == progress['next_tile']
+    with rasterio.open(ref) as a, rasterio.open(out) as b:
+        # same tiles in the same batches, blended in the same order: the resumed output is the uninterrupted one
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_throttled_checkpoints_skip_durable_state(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / 'out.tif'
+    with pytest.raises(Interrupt):
+        run(sample, out, 1e9, stop_after=6)  # no checkpoint is due within the run: nothing worth resuming
+    assert not (tmp_path / 'out.tif.partial').exists()
+    res = run(sample, out, 1e9, resume=True)
+    assert res.resumed_from == 0 and res.tiles_run == res.tiles_total == 64
+    ref = tmp_path / 'ref.tif'
+    run(sample, ref, 0.0)
+    with rasterio.open(ref) as a, rasterio.open(out) as b:  # the checkpoint interval never changes the result
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_reader_validity_fast_path_matches_generic_normaliser(sample: Path) -> None:
+    src = open_source(sample)
+    grid = TileGrid(src.height, src.width, 128, 32)
+    norm = make_normalizer(tuple(src.descriptions))
+    assert norm is not None
+    vals, valid = src.read(_window(grid))
+    valid[:, :10, :10] = False  # a nodata corner
+    x, m = torch.from_numpy(vals)[None], torch.from_numpy(valid)[None]
+    fast = norm.normalize(x.clone(), valid=m)
+    generic = torch.where(m, norm(x.clone()), torch.zeros(()))
+    # the same arithmetic on the valid pixels (one more comparison on the generic path): equal up to float32 rounding
+    torch.testing.assert_close(fast, generic, atol=1e-6, rtol=0)
+    assert bool((fast[~m] == 0).all())
+    ds = TileDataset(src, grid, norm)
+    xt, mt, i = ds[0]
+    assert i == 0 and xt.dtype == torch.float32 and xt.is_contiguous() and mt.dtype == torch.bool
+
+
+def _window(grid: TileGrid):  # type: ignore[no-untyped-def]
+    from rasterio.windows import Window
+
+    r0, c0 = grid.origin(0)
+    h, w = grid.tile_hw
+    return Window(c0, r0, w, h)
+
+
+# class: a checkpoint interval that is not a number of seconds >= 0
+@pytest.mark.parametrize('bad', [-1, float('nan'), float('inf'), True, '10'])
+def test_checkpoint_interval_is_validated(bad: object) -> None:
+    with pytest.raises(OptionError, match='checkpoint interval .* must be a number of seconds >= 0'):
+        TilingOptions(checkpoint_seconds=bad)  # type: ignore[arg-type]
