@@ -103,3 +103,20 @@ def _window(grid: TileGrid):  # type: ignore[no-untyped-def]
 def test_checkpoint_interval_is_validated(bad: object) -> None:
     with pytest.raises(OptionError, match='checkpoint interval .* must be a number of seconds >= 0'):
         TilingOptions(checkpoint_seconds=bad)  # type: ignore[arg-type]
+
+
+def test_weights_hash_is_remembered_until_a_tensor_changes() -> None:
+    from torchgeo_smarties.inference.engine import state_fingerprint
+
+    model = torch.nn.Linear(3, 4)
+    first = state_fingerprint(model)
+    assert state_fingerprint(model) == first
+    with torch.no_grad():
+        model.weight.add_(1.0)  # in place: the tensor's version counter moves
+    changed = state_fingerprint(model)
+    assert changed != first
+    model.weight = torch.nn.Parameter(torch.zeros(4, 3))  # replaced
+    assert state_fingerprint(model) not in (first, changed)
+    twin = torch.nn.Linear(3, 4)
+    twin.load_state_dict(model.state_dict())
+    assert state_fingerprint(twin) == state_fingerprint(model)  # the hash is of the values, not the object

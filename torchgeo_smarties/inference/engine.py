@@ -33,6 +33,7 @@ import queue
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,15 +149,28 @@ def unwrap_worker_error(err: SmartiesError) -> SmartiesError:
     return cls(' '.join(msg.split()))
 
 
+_STATE_HASHES: 'weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[Any, ...], str]]' = weakref.WeakKeyDictionary()
+
+
 def state_fingerprint(model: torch.nn.Module | None) -> str:
-    """SHA-1 of a model's state dict (names, shapes, bytes): guards ``--resume`` against changed weights."""
+    """SHA-1 of a model's state dict (names, shapes, bytes): guards ``--resume`` against changed weights.
+
+    The hash of a model is remembered while none of its tensors is replaced or modified in place (their storage
+    and version counters are the key), so a job over many scenes hashes a ViT-B's 330 MB once, not per scene.
+    """
+    if model is None:
+        return hashlib.sha1().hexdigest()
+    state = model.state_dict(keep_vars=True)
+    key = tuple((k, v.data_ptr(), v._version, tuple(v.shape), v.dtype, v.device) for k, v in state.items())
+    cached = _STATE_HASHES.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     h = hashlib.sha1()
-    if model is not None:
-        for k, v in model.state_dict().items():
-            h.update(k.encode())
-            h.update(str(tuple(v.shape)).encode())
-            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
-                     if v.numel() else b'')
+    for k, v in state.items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b'')
+    _STATE_HASHES[model] = (key, h.hexdigest())
     return h.hexdigest()
 
 
@@ -434,8 +448,12 @@ class _Store:
         return start, rows_done, acc
 
     def write_rows(self, y0: int, rows: np.ndarray) -> None:
-        """Store finished rows at row *y0* of the raw store."""
-        os.pwrite(self.fd, np.ascontiguousarray(rows, dtype=np.float32).tobytes(), y0 * self.row_bytes)
+        """Store finished rows at row *y0* of the raw store (no copy of a contiguous float32 block)."""
+        buf = memoryview(np.ascontiguousarray(rows, dtype=np.float32)).cast('B')
+        off = y0 * self.row_bytes
+        while len(buf):  # pwrite may write less than asked
+            n = os.pwrite(self.fd, buf, off)
+            buf, off = buf[n:], off + n
 
     def read_rows(self, y0: int, n: int) -> np.ndarray:
         """Rows ``[y0, y0 + n)`` of the raw store."""

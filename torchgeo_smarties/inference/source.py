@@ -304,8 +304,9 @@ class RasterSource:
         idx = [self.layers[c][1] for c in chans]
         arr = src.read(idx, window=inner)
         vals[chans] = arr
+        finite = arr.dtype.kind in 'iub'  # integers are always finite: skip the check
         for j, c in enumerate(chans):
-            v = np.isfinite(vals[c])
+            v = np.ones(arr.shape[1:], dtype=bool) if finite else np.isfinite(vals[c])
             nd = self.nodata[c]
             if nd is not None and not np.isnan(nd):
                 v &= arr[j] != nd
