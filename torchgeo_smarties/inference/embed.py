@@ -113,7 +113,9 @@ def dense_step(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, p
 
 
 def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
-    return np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype)
+    # a (K, n, W) view of the pixel-interleaved rows: GDAL writes the pixel-interleaved blocks from it directly
+    # (a band-sequential copy first would move every byte once more)
+    return rows.astype(dtype, copy=False).transpose(2, 0, 1)
 
 
 def provenance_tags(job: EmbedJob, weights_sha1: str) -> dict[str, str]:
