@@ -6,6 +6,7 @@
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -368,7 +369,10 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
         finally:
             if bar is not None:
                 bar.close()
-        _write_vectors(out, rows, src, pool, log)
+        tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(job.band_ids), 'SMARTIES_POOL': pool,
+                'SMARTIES_TILE': str(tiling.tile), 'SMARTIES_PATCH_SIZE': str(model.patch_size),
+                **provenance_tags(job, state_fingerprint(model))}
+        _write_vectors(out, rows, src, pool, log, tags)
     return EmbedResult(out, job.band_ids, model.embed_dim, (len(rows), model.embed_dim))
 
 
@@ -431,8 +435,12 @@ def tile_footprints(source: RasterSource, windows: list[tuple[int, int, int, int
             for r0, c0, h, w in windows]
 
 
+#: GeoParquet schema-metadata key of a pooled output's ``SMARTIES_*`` tags (a JSON object).
+PARQUET_TAGS_KEY = b'smarties'
+
+
 def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarray]], source: RasterSource,
-                   pool: str, log: Callable[[str], None]) -> None:
+                   pool: str, log: Callable[[str], None], tags: dict[str, str]) -> None:
     geoms = tile_footprints(source, [(r[1], r[2], r[3], r[4]) for r in rows])
     emb = np.stack([r[5] for r in rows]).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
     meta = {'tile': [r[0] for r in rows], 'row_off': [r[1] for r in rows], 'col_off': [r[2] for r in rows],
@@ -448,8 +456,13 @@ def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarr
             gdf = gpd.GeoDataFrame(meta, geometry=geoms, crs=source.crs.to_wkt() if source.crs else None)
             gdf['embedding'] = list(emb)
             gdf.attrs = {}
+            import pyarrow.parquet as pq
+
             with atomic_target(out) as tmp:
                 gdf.to_parquet(tmp, index=False, schema_version=None)
+                table = pq.read_table(tmp)  # the provenance rides in the schema metadata, next to GeoParquet's 'geo'
+                meta = {**(table.schema.metadata or {}), PARQUET_TAGS_KEY: json.dumps(tags, sort_keys=True).encode()}
+                pq.write_table(table.replace_schema_metadata(meta), tmp)
             log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, GeoParquet)')
             return
     import csv

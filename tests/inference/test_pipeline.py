@@ -1,4 +1,5 @@
-"""The engine's resume checkpoints (``TilingOptions.checkpoint_seconds``) and the reader → normaliser fast path."""
+"""The engine's pipeline: resume checkpoints (``TilingOptions.checkpoint_seconds``), the reader → normaliser
+fast path, the weights-hash cache, provenance of pooled outputs."""
 
 import json
 from pathlib import Path
@@ -120,3 +121,25 @@ def test_weights_hash_is_remembered_until_a_tensor_changes() -> None:
     twin = torch.nn.Linear(3, 4)
     twin.load_state_dict(model.state_dict())
     assert state_fingerprint(twin) == state_fingerprint(model)  # the hash is of the values, not the object
+
+
+def test_pooled_geoparquet_carries_the_provenance_tags(sample: Path, tmp_path: Path) -> None:
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    from torchgeo_smarties.inference import pool_raster
+    from torchgeo_smarties.inference.embed import PARQUET_TAGS_KEY
+    from torchgeo_smarties.inference.engine import state_fingerprint
+    from torchgeo_smarties.models import SMARTIESViT
+
+    torch.manual_seed(0)
+    model = SMARTIESViT(bands='sentinel2_l1c', embed_dim=32, depth=2, num_heads=2, img_size=64).eval()
+    out = tmp_path / 'tiles.parquet'
+    pool_raster(sample, out, model=model, tile=128, progress=False, num_workers=0, log=lambda s: None)
+    meta = pq.read_schema(out).metadata
+    assert b'geo' in meta  # still GeoParquet
+    tags = json.loads(meta[PARQUET_TAGS_KEY])
+    assert tags['SMARTIES_WEIGHTS_SHA1'] == state_fingerprint(model)
+    assert tags['SMARTIES_BANDS'].split(',')[0] == 'sentinel2:B01' and tags['SMARTIES_POOL'] == 'mean'
+    assert tags['SMARTIES_SOURCE'] == str(sample) and 'SMARTIES_NORM' in tags
+    assert len(gpd.read_parquet(out)) == 9  # 384 px in 128 px tiles
