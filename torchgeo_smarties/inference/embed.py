@@ -461,9 +461,9 @@ def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarr
             with atomic_target(out) as tmp:
                 gdf.to_parquet(tmp, index=False, schema_version=None)
                 table = pq.read_table(tmp)  # the provenance rides in the schema metadata, next to GeoParquet's 'geo'
-                meta: dict[bytes, bytes] = dict(table.schema.metadata or {})
-                meta[PARQUET_TAGS_KEY] = json.dumps(tags, sort_keys=True).encode()
-                pq.write_table(table.replace_schema_metadata(meta), tmp)
+                schema_meta: dict[bytes, bytes] = dict(table.schema.metadata or {})
+                schema_meta[PARQUET_TAGS_KEY] = json.dumps(tags, sort_keys=True).encode()
+                pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
             log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, GeoParquet)')
             return
     import csv
