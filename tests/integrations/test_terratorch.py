@@ -63,8 +63,13 @@ def test_registry_backbone_computes_the_timm_pyramid() -> None:
 
 def test_factory_segmentation_model_shapes_and_bands() -> None:
     model = EncoderDecoderFactory().build_model(
-        task='segmentation', backbone=NAME, decoder='UperNetDecoder', num_classes=3, backbone_bands='sentinel2_l2a',
-        decoder_channels=16, **{f'backbone_{k}': v for k, v in TINY.items()},
+        task='segmentation',
+        backbone=NAME,
+        decoder='UperNetDecoder',
+        num_classes=3,
+        backbone_bands='sentinel2_l2a',
+        decoder_channels=16,
+        **{f'backbone_{k}': v for k, v in TINY.items()},
     )
     assert model(torch.randn(2, 12, 64, 64)).output.shape == (2, 3, 64, 64)
     with pytest.raises(BandCountError):  # backbone_bands reached the encoder: 12 bands, not 2
