@@ -84,19 +84,20 @@ tt_site=$("$TT_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths(
 echo "$(cd "$main_site" && pwd)" >"$tt_site/zz_smarties_main_venv.pth"
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! "$TT_VENV/bin/python" -c '
+# Versions from the metadata and where torchgeo comes from, without importing anything (TerraTorch's import alone
+# takes tens of seconds; the tests import it once).
+"$TT_VENV/bin/python" - "$tt_site" <<'PY' || die "$TT_VENV does not shadow the main torchgeo; delete $TT_VENV and rerun"
+import importlib.util
 import sys
-import terratorch, torchgeo, timm, torch, lightning, segmentation_models_pytorch as smp
-import torchgeo_smarties.integrations.terratorch
 from importlib.metadata import version
-print("== versions: terratorch", version("terratorch"), "| torchgeo", torchgeo.__version__, "| timm", timm.__version__,
-      "| torch", torch.__version__, "| lightning", lightning.__version__, "| smp", smp.__version__,
-      "| python", sys.version.split()[0])
-if not torchgeo.__version__.startswith("0.9."):
-    sys.exit(f"torchgeo {torchgeo.__version__} from {torchgeo.__file__}: the pinned 0.9 does not shadow the main one")
-'; then
-    die "TerraTorch or the integration does not import in $TT_VENV (traceback above); delete $TT_VENV and rerun"
-fi
+
+names = ('terratorch', 'torchgeo', 'timm', 'torch', 'lightning', 'segmentation-models-pytorch', 'torchgeo-smarties')
+print('== versions:', ' | '.join(f'{n} {version(n)}' for n in names), '| python', sys.version.split()[0])
+origin = importlib.util.find_spec('torchgeo').origin or ''
+if not (version('torchgeo').startswith('0.9.') and origin.startswith(sys.argv[1])):
+    sys.exit(f'torchgeo {version("torchgeo")} is imported from {origin}, not the pinned 0.9 of {sys.argv[1]}')
+PY
 # SMARTIES_REQUIRE_TERRATORCH turns the tests' "terratorch not importable" skip into a failure: here it must run.
-SMARTIES_REQUIRE_TERRATORCH=1 "$TT_VENV/bin/python" -m pytest -q -p no:cacheprovider -rs tests/integrations
+SMARTIES_REQUIRE_TERRATORCH=1 "$TT_VENV/bin/python" -m pytest -q -p no:cacheprovider -rs tests/integrations ||
+    die "the TerraTorch integration tests failed in $TT_VENV (output above)"
 echo "== terratorch step: $((SECONDS - start)) s"

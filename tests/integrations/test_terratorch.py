@@ -6,7 +6,6 @@ is skipped with the reason. ``scripts/terratorch_env.sh`` (a CI step) runs it in
 """
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -87,22 +86,27 @@ def test_not_a_smarties_model_is_refused() -> None:
         plugin.smarties_backbone('resnet18')
 
 
-def test_terratorch_custom_modules_path_loads_the_plugin(tmp_path: Path) -> None:
-    # TerraTorch 1.2.x discovers third-party backbones only by import, e.g. from the custom_modules_path of its CLI
-    # (or TERRATORCH_CUSTOM_MODULE_PATH); no entry-point group exists. A fresh interpreter shows that path works.
-    modules = tmp_path / 'custom_modules'
+def test_terratorch_custom_modules_path_loads_the_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TerraTorch 1.2.x discovers third-party backbones only by import, e.g. from its CLI's custom_modules_path (or
+    # TERRATORCH_CUSTOM_MODULE_PATH); it has no entry-point group. Here: an empty TerraTorch registry and a plugin
+    # not yet imported, then TerraTorch's own loader; everything is restored afterwards.
+    from terratorch.cli_tools import import_custom_modules
+    from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
+
+    import torchgeo_smarties.integrations as integrations
+
+    modules = tmp_path / 'smarties_tt_custom_modules'
     modules.mkdir()
     (modules / '__init__.py').write_text('import torchgeo_smarties.integrations.terratorch  # noqa: F401\n')
-    code = (
-        'import sys\n'
-        'from terratorch.cli_tools import import_custom_modules\n'
-        'from terratorch.registry import BACKBONE_REGISTRY\n'
-        f'before = {NAME!r} in BACKBONE_REGISTRY\n'
-        f'import_custom_modules(sys.argv[1])\n'
-        f'print(before, {NAME!r} in BACKBONE_REGISTRY)\n'
-    )
-    out = subprocess.run(
-        [sys.executable, '-c', code, str(modules)], capture_output=True, text=True, check=False, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-2:] == ['False', 'True']
+    registry = {k: v for k, v in TERRATORCH_BACKBONE_REGISTRY._registry.items() if 'smarties' not in k}
+    monkeypatch.setattr(TERRATORCH_BACKBONE_REGISTRY, '_registry', registry)
+    monkeypatch.delitem(sys.modules, plugin.__name__)
+    monkeypatch.setattr(integrations, 'terratorch', plugin)  # restored after the re-import rebinds it
+    monkeypatch.setattr(sys, 'path', list(sys.path))  # import_custom_modules prepends the folder's parent
+    assert NAME not in BACKBONE_REGISTRY
+    try:
+        import_custom_modules(modules)
+    finally:
+        sys.modules.pop(modules.name, None)
+    assert NAME in BACKBONE_REGISTRY
+    assert isinstance(BACKBONE_REGISTRY.build(NAME, **TINY), SMARTIESFeaturePyramid)
