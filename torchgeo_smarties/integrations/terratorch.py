@@ -14,7 +14,13 @@ In a TerraTorch YAML config, load it with ``custom_modules_path`` or an import i
       backbone_bands: sentinel2_l2a        # any SMARTIES band set (preset or '<sensor>:<band>' list)
       decoder: UperNetDecoder
 
-Versions: TerraTorch 1.2.x requires ``torchgeo<0.10`` (see the docs' TerraTorch section for the tested set).
+TerraTorch 1.2.x has no entry-point discovery of third-party backbones: a module registers them when it is
+imported, by your code or by TerraTorch's ``custom_modules_path`` / ``TERRATORCH_CUSTOM_MODULE_PATH``.
+
+Versions: TerraTorch 1.2.x requires ``torchgeo<0.10`` while this package requires ``torchgeo>=0.10``, so the
+integration runs in a second environment (``bash scripts/terratorch_env.sh``; docs page "TerraTorch" for the tested
+set). Without a working TerraTorch, importing this module raises
+:class:`~torchgeo_smarties.errors.MissingExtraError` naming that fix.
 
 .. versionadded:: 0.2
 """
@@ -24,13 +30,24 @@ from __future__ import annotations
 from typing import Any
 
 import timm
-from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 
-from ..errors import InputError
+from ..errors import InputError, MissingExtraError
 from ..models.pyramid import SMARTIESFeaturePyramid
 from ..spectrum import plan_bands
 
-__all__ = ('smarties_backbone', 'smarties_vit_base_patch16', 'smarties_vit_large_patch16')
+_SECOND_ENV = (
+    'TerraTorch 1.2.x needs torchgeo<0.10, this package torchgeo>=0.10: '
+    'use the second environment of bash scripts/terratorch_env.sh (docs: TerraTorch)'
+)
+
+try:
+    from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
+except ImportError as err:
+    if isinstance(err, ModuleNotFoundError) and err.name == 'terratorch':
+        _why = 'terratorch is not installed'
+    else:  # e.g. "cannot import name 'utils' from 'torchgeo.trainers'" next to torchgeo 0.10
+        _why = f'terratorch does not import here ({err})'
+    raise MissingExtraError(f'the TerraTorch backbones need TerraTorch: {_why}; {_SECOND_ENV}') from err
 
 
 def smarties_backbone(
