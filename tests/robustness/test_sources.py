@@ -1,10 +1,7 @@
 """Bad inputs of the sources room: each refused with a typed error naming the fix (issue 10)."""
 
-import http.server
 import json
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,28 +36,6 @@ def _tif(path: Path, data: np.ndarray, transform: Affine = T10, crs: str = 'EPSG
         if desc:
             dst.descriptions = desc
     return path
-
-
-@pytest.fixture
-def http_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """A plain static HTTP server on 127.0.0.1 (404 for missing files); stops after the test."""
-    root = tmp_path / 'www'
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                             lambda *a, **k: Quiet(*a, directory=str(root), **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv('NO_PROXY', '127.0.0.1')
-    monkeypatch.setenv('GDAL_HTTP_MAX_RETRY', '0')
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
 
 
 # class: complex-valued raster (SAR SLC) would lose its imaginary part
