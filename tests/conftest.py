@@ -44,6 +44,18 @@ def matplotlib_agg() -> None:
     matplotlib.use('agg')
 
 
+@pytest.fixture
+def sample() -> Path:
+    """The bundled 384×384 13-band Sentinel-2 L1C crop (CC0); copy it before modifying it."""
+    return _TESTS.parent / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
+
+
+@pytest.fixture
+def tiny_weights() -> Path:
+    """A 64-d, 2-block, 4-head encoder checkpoint (``--weights PATH --num-heads 4`` on the CLI)."""
+    return _TESTS / 'data' / 'tiny_encoder.safetensors'
+
+
 @pytest.fixture(autouse=True)
 def restore_environ() -> Iterator[None]:
     """Undo what a test's code writes to ``os.environ`` (the Lightning CLI sets GDAL defaults process-wide).
