@@ -1,4 +1,4 @@
-"""Fixtures for the inference tests: a tiny deterministic encoder and the bundled CC0 crop."""
+"""Fixtures for the inference tests: a tiny deterministic encoder (the bundled crop: ``sample``, tests/conftest.py)."""
 
 from pathlib import Path
 
@@ -7,7 +7,6 @@ import torch
 
 from torchgeo_smarties.models import SMARTIESViT
 
-SAMPLE = Path(__file__).resolve().parents[2] / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
 TINY_WEIGHTS = Path(__file__).resolve().parents[1] / 'data' / 'tiny_encoder.safetensors'
 
 
@@ -16,12 +15,6 @@ def tiny_model() -> SMARTIESViT:
     """A random but seeded 32-d, 2-block encoder (L1C band set)."""
     torch.manual_seed(0)
     return SMARTIESViT(bands='sentinel2_l1c', embed_dim=32, depth=2, num_heads=2, img_size=64).eval()
-
-
-@pytest.fixture
-def sample() -> Path:
-    """The bundled 384×384 13-band Sentinel-2 L1C crop (CC0)."""
-    return SAMPLE
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,7 @@
 """Inputs of smarties embed: remote COGs over HTTP, STAC items, folders, VRTs, band names from the data."""
 
-import http.server
 import json
 import os
-import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,64 +17,6 @@ from torchgeo_smarties.models import SMARTIESViT
 KW = {'progress': False, 'num_workers': 0, 'log': lambda s: None}
 CRS = 'EPSG:32632'
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
-
-
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single-range ``Range: bytes=a-b`` support (what GDAL's /vsicurl/ needs)."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        path = Path(self.translate_path(self.path))
-        rng = self.headers.get('Range')
-        if not path.is_file() or not rng:
-            return super().send_head()
-        m = re.fullmatch(r'bytes=(\d+)-(\d*)', rng.strip())
-        size = path.stat().st_size
-        if not m:
-            self.send_error(416)
-            return None
-        a = int(m.group(1))
-        b = min(int(m.group(2)) if m.group(2) else size - 1, size - 1)
-        f = path.open('rb')
-        f.seek(a)
-        self._remaining = b - a + 1
-        self.send_response(206)
-        self.send_header('Content-Type', self.guess_type(str(path)))
-        self.send_header('Content-Range', f'bytes {a}-{b}/{size}')
-        self.send_header('Content-Length', str(self._remaining))
-        self.send_header('Accept-Ranges', 'bytes')
-        self.end_headers()
-        return f
-
-    def copyfile(self, source, outputfile):  # type: ignore[no-untyped-def]
-        n = getattr(self, '_remaining', None)
-        if n is None:
-            return super().copyfile(source, outputfile)
-        outputfile.write(source.read(n))
-        self._remaining = None
-        return None
-
-
-@pytest.fixture
-def http_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """A Range-capable HTTP server on 127.0.0.1 serving a temporary folder; stops after the test."""
-    root = tmp_path / 'www'
-    root.mkdir()
-    handler = lambda *a, **k: _RangeHandler(*a, directory=str(root), **k)
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    # offline-safe and fast: never a proxy, no directory listing, no retries
-    for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv('NO_PROXY', '127.0.0.1')
-    monkeypatch.setenv('GDAL_HTTP_MAX_RETRY', '0')
-    monkeypatch.setenv('CPL_VSIL_CURL_ALLOWED_EXTENSIONS', '.tif,.json')
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine = T10, desc: tuple[str, ...] | None = None,

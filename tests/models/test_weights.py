@@ -1,11 +1,7 @@
 """Loading weights: release key format, errors, weight enums, timm and torchgeo registration."""
 
-import functools
-import http.server
 import json
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,27 +179,6 @@ def smarties_wtest_d1(pretrained: bool = False, **kwargs: Any) -> SMARTIESViT:
     return _create('smarties_vit_base_patch16', pretrained, **kwargs)
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """An HTTP server on 127.0.0.1 serving a fresh folder; shut down at the end of the test."""
-    root = tmp_path / 'www'
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @pytest.fixture(scope='module')
 def fitted_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
     """A Lightning checkpoint written by Trainer.fit (ModelCheckpoint) of a tiny SMARTIESClassification."""
@@ -225,9 +200,13 @@ def fitted_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     return out / 'last.ckpt', {k: v.clone() for k, v in task.state_dict().items()}
 
 
-def test_read_checkpoint_local_and_url_formats(tmp_path: Path, serve: tuple[Path, str],
-                                               tiny_sd: dict[str, torch.Tensor]) -> None:
-    root, base = serve
+def test_read_checkpoint_local_and_url_formats(tmp_path: Path, http_root: tuple[Path, str],
+                                               tiny_sd: dict[str, torch.Tensor], monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    root, base = http_root
+    downloads = tmp_path / 'tmp'  # a private temp dir: the glob below never sees another process's download
+    downloads.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(downloads))
     save_file(tiny_sd, str(root / 'w.safetensors'))
     torch.save({'state_dict': tiny_sd, 'path': Path('/data/x.tif')}, root / 'w.pth')  # pathlib is allow-listed
     for src in (root / 'w.safetensors', f'{base}/w.safetensors', f'{base}/w.pth?download=1'):
@@ -236,15 +215,15 @@ def test_read_checkpoint_local_and_url_formats(tmp_path: Path, serve: tuple[Path
     assert read_checkpoint(root / 'w.pth')['path'] == Path('/data/x.tif')
     model, desc = load_encoder(f'{base}/w.safetensors', num_heads=4)
     assert desc.startswith(base) and torch.equal(model.cls_token, tiny_sd['cls_token'])
-    assert not list(Path(tempfile.gettempdir()).glob('smarties-ckpt-*/w.pth'))  # the download is removed
+    assert not list(downloads.iterdir())  # every download (and its folder) is removed
 
 
 def test_fitted_lightning_checkpoint_loads(fitted_ckpt: tuple[Path, dict[str, torch.Tensor]],
-                                           serve: tuple[Path, str]) -> None:
+                                           http_root: tuple[Path, str]) -> None:
     from torchgeo_smarties.tasks import SMARTIESClassification, SMARTIESSemanticSegmentation
 
     path, ref = fitted_ckpt
-    root, base = serve
+    root, base = http_root
     (root / 'run.ckpt').write_bytes(path.read_bytes())
     for src in (path, f'{base}/run.ckpt'):
         task = load_task_checkpoint(src, [SMARTIESSemanticSegmentation, SMARTIESClassification])
@@ -258,10 +237,10 @@ def test_fitted_lightning_checkpoint_loads(fitted_ckpt: tuple[Path, dict[str, to
 
 
 def test_predict_cli_with_fitted_checkpoint_url(fitted_ckpt: tuple[Path, dict[str, torch.Tensor]],
-                                                serve: tuple[Path, str], tmp_path: Path) -> None:
+                                                http_root: tuple[Path, str], tmp_path: Path) -> None:
     from torchgeo_smarties.cli import main as smarties_main
 
-    root, base = serve
+    root, base = http_root
     (root / 'run.ckpt').write_bytes(fitted_ckpt[0].read_bytes())
     sample = Path(torchgeo_smarties.__file__).parent / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
     out = tmp_path / 'cls.tif'

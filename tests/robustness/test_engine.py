@@ -34,8 +34,6 @@ from torchgeo_smarties.inference.cli import embed_main
 from torchgeo_smarties.models import SMARTIESViT
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
-TINY_WEIGHTS = ROOT / 'tests' / 'data' / 'tiny_encoder.safetensors'
 KW: dict[str, Any] = {'progress': False, 'num_workers': 0, 'log': lambda s: None}
 FAST: dict[str, Any] = {'tile': 128, 'overlap': 0, **KW}  # 9 tiles on the 384 × 384 sample
 
@@ -51,10 +49,10 @@ def model() -> SMARTIESViT:
 
 
 @pytest.fixture
-def scene(tmp_path: Path) -> Path:
+def scene(tmp_path: Path, sample: Path) -> Path:
     """A private copy of the sample scene (tests modify it)."""
     p = tmp_path / 'in.tif'
-    shutil.copy(SAMPLE, p)
+    shutil.copy(sample, p)
     return p
 
 
@@ -298,11 +296,11 @@ def test_predict_mode_unknown(scene: Path, tmp_path: Path) -> None:
 
 
 # class: --pool output that is not GeoParquet/CSV (used to write CSV into a .tif)
-def test_pool_output_suffix(model: SMARTIESViT, scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                            ) -> None:
+def test_pool_output_suffix(model: SMARTIESViT, scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            tiny_weights: Path) -> None:
     with pytest.raises(OptionError, match=r'give an output ending in .parquet, .geoparquet, .csv, not .x\.tif'):
         pool_raster(scene, tmp_path / 'x.tif', model=model, **KW)
-    rc, err = _cli([str(scene), '-o', str(tmp_path / 'x.tif'), '--pool', 'mean', '--weights', str(TINY_WEIGHTS),
+    rc, err = _cli([str(scene), '-o', str(tmp_path / 'x.tif'), '--pool', 'mean', '--weights', str(tiny_weights),
                     '--num-heads', '4'], capsys)
     assert rc == 1 and 'GeoParquet or CSV' in err
     _one_line(err)
@@ -327,11 +325,11 @@ def test_batch_size(model: SMARTIESViT, scene: Path, tmp_path: Path, bs: int) ->
 
 
 # class: negative number of workers
-def test_negative_workers(model: SMARTIESViT, scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                          ) -> None:
+def test_negative_workers(model: SMARTIESViT, scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          tiny_weights: Path) -> None:
     with pytest.raises(OptionError, match='number of workers must be an integer >= 0; got -2'):
         embed_raster(scene, tmp_path / 'o.tif', model=model, **{**KW, 'num_workers': -2})
-    rc, err = _cli([str(scene), '-o', str(tmp_path / 'o.tif'), '--workers', '-2', '--weights', str(TINY_WEIGHTS),
+    rc, err = _cli([str(scene), '-o', str(tmp_path / 'o.tif'), '--workers', '-2', '--weights', str(tiny_weights),
                     '--num-heads', '4'], capsys)
     assert rc == 1 and 'number of workers' in err
     _one_line(err)
@@ -430,15 +428,15 @@ def _truncated_cog(src: Path, dst: Path) -> Path:
 
 # class: truncated GeoTIFF with an intact header, read in the main process or in DataLoader workers
 @pytest.mark.parametrize('workers', [0, 1])
-def test_truncated_raster(model: SMARTIESViT, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                          workers: int) -> None:
-    bad = _truncated_cog(SAMPLE, tmp_path / 'cut.tif')
+def test_truncated_raster(model: SMARTIESViT, tmp_path: Path, capsys: pytest.CaptureFixture[str], sample: Path,
+                          tiny_weights: Path, workers: int) -> None:
+    bad = _truncated_cog(sample, tmp_path / 'cut.tif')
     with pytest.raises(InputError) as info:
         embed_raster(bad, tmp_path / 'o.tif', model=model, **{**FAST, 'num_workers': workers})
     msg = str(info.value)
     assert 'Traceback' not in msg and len(msg.splitlines()) == 1, msg
     assert 'cut.tif' in msg
-    rc, err = _cli([str(bad), '-o', str(tmp_path / 'o.tif'), '--weights', str(TINY_WEIGHTS), '--num-heads', '4',
+    rc, err = _cli([str(bad), '-o', str(tmp_path / 'o.tif'), '--weights', str(tiny_weights), '--num-heads', '4',
                     '--tile', '128', '--overlap', '0', '--workers', str(workers), '--no-progress'], capsys)
     assert rc == 1 and 'cut.tif' in err
     _one_line(err)
@@ -446,12 +444,12 @@ def test_truncated_raster(model: SMARTIESViT, tmp_path: Path, capsys: pytest.Cap
 
 
 # class: the CLI on an output another run holds (one line naming the lock and its PID, exit 1, nothing written)
-def test_cli_locked_output(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_locked_output(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_weights: Path) -> None:
     from torchgeo_smarties.inference import OutputLock
 
     out = tmp_path / 'emb.tif'
     with OutputLock([out]):
-        rc, err = _cli([str(scene), '-o', str(out), '--weights', str(TINY_WEIGHTS), '--num-heads', '4', '--tile',
+        rc, err = _cli([str(scene), '-o', str(out), '--weights', str(tiny_weights), '--num-heads', '4', '--tile',
                         '128', '--overlap', '0', '--workers', '0', '--no-progress'], capsys)
     assert rc == 1 and f"lock '{out}.lock' held by process {os.getpid()}" in err
     _one_line(err)

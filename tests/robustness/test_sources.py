@@ -1,10 +1,7 @@
 """Bad inputs of the sources room: each refused with a typed error naming the fix (issue 10)."""
 
-import http.server
 import json
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +22,6 @@ from torchgeo_smarties.errors import (
 )
 from torchgeo_smarties.inference import embed_array, open_source, resolve_source_bands
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
-TINY_WEIGHTS = ROOT / 'tests' / 'data' / 'tiny_encoder.safetensors'
 T10 = Affine(10, 0, 500000, 0, -10, 5000000)
 
 
@@ -39,28 +33,6 @@ def _tif(path: Path, data: np.ndarray, transform: Affine = T10, crs: str = 'EPSG
         if desc:
             dst.descriptions = desc
     return path
-
-
-@pytest.fixture
-def http_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """A plain static HTTP server on 127.0.0.1 (404 for missing files); stops after the test."""
-    root = tmp_path / 'www'
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-                                             lambda *a, **k: Quiet(*a, directory=str(root), **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv('NO_PROXY', '127.0.0.1')
-    monkeypatch.setenv('GDAL_HTTP_MAX_RETRY', '0')
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
 
 
 # class: complex-valued raster (SAR SLC) would lose its imaginary part
@@ -84,10 +56,11 @@ def test_truncated_cog_read_is_typed(tmp_path: Path) -> None:
 
 
 # class: truncated COG on the CLI: exit 1, one line, no traceback
-def test_truncated_cog_cli_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_cog_cli_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], sample: Path,
+                                    tiny_weights: Path) -> None:
     from torchgeo_smarties.inference.cli import embed_main
 
-    with rasterio.open(SAMPLE) as src:
+    with rasterio.open(sample) as src:
         prof = src.profile
         prof.update(driver='COG', blocksize=64, compress='deflate', width=128, height=128)
         prof.pop('tiled', None), prof.pop('blockxsize', None), prof.pop('blockysize', None)
@@ -97,7 +70,7 @@ def test_truncated_cog_cli_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
             dst.descriptions = src.descriptions
     with path.open('r+b') as f:
         f.truncate(path.stat().st_size // 2)
-    code = embed_main([str(path), '-o', str(tmp_path / 'o.tif'), '--weights', str(TINY_WEIGHTS), '--num-heads', '4',
+    code = embed_main([str(path), '-o', str(tmp_path / 'o.tif'), '--weights', str(tiny_weights), '--num-heads', '4',
                        '--tile', '64', '--overlap', '0', '--workers', '0', '--no-progress'])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1

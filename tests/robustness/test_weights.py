@@ -1,10 +1,6 @@
 """Bad and hostile weights: code-executing pickles, unsafe URLs, corrupt tensors, impossible architectures."""
 
-import functools
-import http.server
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +36,6 @@ def _evil(path: Path, marker: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """An HTTP server on 127.0.0.1 serving a fresh folder; shut down at the end of the test."""
-    root = tmp_path / 'www'
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 def test_payload_is_live(tmp_path: Path) -> None:
     """Control: the payload used below really runs when unpickled unsafely (so the tests can fail)."""
     marker = tmp_path / 'marker'
@@ -89,8 +64,8 @@ def test_malicious_pickle_local(tmp_path: Path, suffix: str, entry: str) -> None
 
 # class: malicious pickle served by URL (read_checkpoint, load_encoder)
 @pytest.mark.parametrize('entry', ['read_checkpoint', 'load_encoder', 'load_task_checkpoint'])
-def test_malicious_pickle_url(tmp_path: Path, serve: tuple[Path, str], entry: str) -> None:
-    root, base = serve
+def test_malicious_pickle_url(tmp_path: Path, http_root: tuple[Path, str], entry: str) -> None:
+    root, base = http_root
     marker = tmp_path / 'marker'
     _evil(root / 'x.ckpt', marker)
     url = f'{base}/x.ckpt'
@@ -102,9 +77,9 @@ def test_malicious_pickle_url(tmp_path: Path, serve: tuple[Path, str], entry: st
 
 
 # class: malicious pickle by URL on the CLI (smarties predict --checkpoint http://...)
-def test_malicious_pickle_predict_cli(tmp_path: Path, serve: tuple[Path, str],
+def test_malicious_pickle_predict_cli(tmp_path: Path, http_root: tuple[Path, str],
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    root, base = serve
+    root, base = http_root
     marker = tmp_path / 'marker'
     _evil(root / 'x.ckpt', marker)
     out = tmp_path / 'pred.tif'
@@ -135,8 +110,8 @@ def test_unknown_suffix(tmp_path: Path, name: str) -> None:
 
 
 # class: a URL with an unknown suffix is refused before anything is downloaded
-def test_url_unknown_suffix_not_downloaded(serve: tuple[Path, str]) -> None:
-    root, base = serve
+def test_url_unknown_suffix_not_downloaded(http_root: tuple[Path, str]) -> None:
+    root, base = http_root
     (root / 'w.pkl').write_bytes(b'x')
     with pytest.raises(CheckpointError, match="has the suffix '.pkl'"):
         read_checkpoint(f'{base}/w.pkl')
@@ -150,8 +125,8 @@ def test_url_scheme_refused(url: str) -> None:
 
 
 # class: a download larger than the size cap
-def test_download_size_cap(serve: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    root, base = serve
+def test_download_size_cap(http_root: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root, base = http_root
     (root / 'big.safetensors').write_bytes(TINY.read_bytes())
     with pytest.raises(CheckpointError, match='download cap'):
         read_checkpoint(f'{base}/big.safetensors', max_bytes=1000)
@@ -161,8 +136,8 @@ def test_download_size_cap(serve: tuple[Path, str], monkeypatch: pytest.MonkeyPa
 
 
 # class: a URL that does not answer with the file (404)
-def test_url_not_found(serve: tuple[Path, str]) -> None:
-    _, base = serve
+def test_url_not_found(http_root: tuple[Path, str]) -> None:
+    _, base = http_root
     with pytest.raises(CheckpointError, match=r'cannot download .*HTTPError.*404'):
         read_checkpoint(f'{base}/missing.pth')
 

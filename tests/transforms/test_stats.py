@@ -106,3 +106,28 @@ def test_raster_by_windows(tmp_path: Path) -> None:
         compute_raster_statistics(path, bands=['sentinel2:B04'], progress=False)
     with pytest.raises(InputError, match='cannot open raster'):
         compute_raster_statistics(tmp_path / 'nope.tif', progress=False)
+
+
+def test_options_are_checked_before_reading(tmp_path: Path) -> None:
+    """The shared keyword options: a misspelt one is refused before any pass, never silently ignored."""
+    read = []
+
+    def source() -> list[torch.Tensor]:
+        read.append(1)
+        return _data(1)
+
+    with pytest.raises(TypeError, match=r"compute_statistics\(\) got unexpected keyword argument\(s\) \['bin'\]"):
+        compute_statistics(source, bin=16)  # type: ignore[call-arg]
+    assert not read
+    with pytest.raises(TypeError, match=r"\['sar_to_dB'\]; the options are bins, path, percentiles"):
+        compute_raster_statistics(tmp_path / 'absent.tif', sar_to_dB=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'node'"):
+        SmartiesNormalize.from_preset('sentinel2_l2a', node=0)  # type: ignore[call-arg]
+
+
+def test_from_file_sar_to_db_defaults_to_the_file(tmp_path: Path) -> None:
+    lin = [torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(i)) * 0.5 + 0.01 for i in range(2)]
+    compute_statistics(lin, bands='sentinel1', sar_to_db=True, progress=False, path=tmp_path / 's1.json')
+    for kw in ({}, {'sar_to_db': None}):
+        assert SmartiesNormalize.from_file(tmp_path / 's1.json', **kw).sar_to_db == (True, True)  # type: ignore[arg-type]
+    assert SmartiesNormalize.from_file(tmp_path / 's1.json', sar_to_db=False).sar_to_db == (False, False)

@@ -19,6 +19,11 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _parser(command: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """The parser of ``smarties <command>``, with its description and an example as epilog."""
+    return argparse.ArgumentParser(prog=f'smarties {command}', description=description, epilog=epilog)
+
+
 def _negative_points(argv: list[str]) -> list[str]:
     """``--point -76.3,37.6`` → ``--point=-76.3,37.6`` (argparse would take the value for an option)."""
     out: list[str] = []
@@ -32,11 +37,11 @@ def _negative_points(argv: list[str]) -> list[str]:
 
 def build_index_parser() -> argparse.ArgumentParser:
     """The ``smarties index`` parser."""
-    p = argparse.ArgumentParser(
-        prog='smarties index',
-        description='Build (or extend) a vector index of SMARTIES embeddings: a folder with index.faiss, '
-                    'meta.parquet and index.json. NaN (nodata) cells are skipped.',
-        epilog='example: smarties index scene_a_embeddings.tif scene_b_embeddings.tif -o my_index/',
+    p = _parser(
+        'index',
+        'Build (or extend) a vector index of SMARTIES embeddings: a folder with index.faiss, '
+        'meta.parquet and index.json. NaN (nodata) cells are skipped.',
+        'example: smarties index scene_a_embeddings.tif scene_b_embeddings.tif -o my_index/',
     )
     p.add_argument('embeddings', nargs='*', metavar='EMBEDDINGS',
                    help='embedding GeoTIFFs (smarties embed) and/or pooled GeoParquet files (smarties embed --pool)')
@@ -66,12 +71,12 @@ def index_main(argv: list[str]) -> int:
 
 def build_search_parser() -> argparse.ArgumentParser:
     """The ``smarties search`` parser."""
-    p = argparse.ArgumentParser(
-        prog='smarties search',
-        description='Find the k indexed patches most similar to a query: a map point in an embedded scene, an '
-                    'image chip (embedded on the fly), or a whole embedding file (mean vector).',
-        epilog='example: smarties search my_index/ --point 399960,4990200 --crs EPSG:32618 -k 20 -o hits.geojson '
-               '--sensor sentinel2',
+    p = _parser(
+        'search',
+        'Find the k indexed patches most similar to a query: a map point in an embedded scene, an '
+        'image chip (embedded on the fly), or a whole embedding file (mean vector).',
+        'example: smarties search my_index/ --point 399960,4990200 --crs EPSG:32618 -k 20 -o hits.geojson '
+        '--sensor sentinel2',
     )
     p.add_argument('index', help='the index folder (smarties index)')
     q = p.add_argument_group('query (one of)')
@@ -123,11 +128,11 @@ def search_main(argv: list[str]) -> int:
 
 def build_similarity_parser() -> argparse.ArgumentParser:
     """The ``smarties similarity`` parser."""
-    p = argparse.ArgumentParser(
-        prog='smarties similarity',
-        description='A GeoTIFF of the cosine similarity of every patch of an embedding raster to the patch at a '
-                    'point (same grid and CRS, NaN where nodata), with an optional PNG preview.',
-        epilog='example: smarties similarity scene_embeddings.tif --point 399960,4990200 -o sim.tif --preview sim.png',
+    p = _parser(
+        'similarity',
+        'A GeoTIFF of the cosine similarity of every patch of an embedding raster to the patch at a '
+        'point (same grid and CRS, NaN where nodata), with an optional PNG preview.',
+        'example: smarties similarity scene_embeddings.tif --point 399960,4990200 -o sim.tif --preview sim.png',
     )
     p.add_argument('embedding', help='a dense embedding GeoTIFF (smarties embed)')
     p.add_argument('--point', required=True, help='X,Y of the query patch')
@@ -148,12 +153,12 @@ def similarity_main(argv: list[str]) -> int:
 
 def build_eval_parser() -> argparse.ArgumentParser:
     """The ``smarties eval retrieval`` parser."""
-    p = argparse.ArgumentParser(
-        prog='smarties eval retrieval',
-        description='Single- and cross-sensor retrieval (S1→S2, S2→S1, S1→S1, S2→S2): mAP@k, precision@k, '
-                    'recall@k (relevance: at least one shared label) and Jaccard-graded nDCG@k, as JSON.',
-        epilog='examples: smarties eval retrieval --dataset bigearthnet_v2 --root data/ben2 --split test '
-               '--max-samples 2000; smarties eval retrieval --folder chips/ --weights demo',
+    p = _parser(
+        'eval retrieval',
+        'Single- and cross-sensor retrieval (S1→S2, S2→S1, S1→S1, S2→S2): mAP@k, precision@k, '
+        'recall@k (relevance: at least one shared label) and Jaccard-graded nDCG@k, as JSON.',
+        'examples: smarties eval retrieval --dataset bigearthnet_v2 --root data/ben2 --split test '
+        '--max-samples 2000; smarties eval retrieval --folder chips/ --weights demo',
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--dataset', choices=('bigearthnet_v2',), help="torchgeo's BigEarthNetV2 (bands='all')")

@@ -20,7 +20,7 @@ when the release has one (it also covers Landsat-8 B2/B10 and S2 B10).
 """
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import BandDefinitionError, PolarizationError
@@ -156,23 +156,6 @@ def _pretraining_spectrum() -> tuple[float, float]:
     return min(r.min_nm for r in LEARNED_RANGES), max(r.max_nm for r in LEARNED_RANGES)
 
 
-def _optical(
-    sensor: str,
-    name: str,
-    center: float,
-    width: float,
-    gsd: float,
-    units: str,
-    desc: str,
-    aliases: tuple[str, ...] = (),
-    learned: int | None = None,
-    release: int | None = None,
-) -> Band:
-    """A band given by centre and bandwidth (FWHM), in nm."""
-    band = _edges(sensor, name, center - width / 2, center + width / 2, gsd, units, desc, aliases, learned, release)
-    return replace(band, center_nm=center)
-
-
 def _edges(
     sensor: str,
     name: str,
@@ -184,20 +167,12 @@ def _edges(
     aliases: tuple[str, ...] = (),
     learned: int | None = None,
     release: int | None = None,
+    center: float | None = None,
 ) -> Band:
-    return Band(
-        sensor=sensor,
-        name=name,
-        center_nm=0.5 * (lo + hi),
-        min_nm=lo,
-        max_nm=hi,
-        gsd_m=gsd,
-        units=units,
-        description=desc,
-        learned_index=learned,
-        release_index=release if release is not None else learned,
-        aliases=aliases,
-    )
+    """A band from its edges in nm; *center* defaults to their midpoint (give the published centre if known)."""
+    return Band(sensor=sensor, name=name, center_nm=0.5 * (lo + hi) if center is None else center, min_nm=lo,
+                max_nm=hi, gsd_m=gsd, units=units, description=desc, learned_index=learned,
+                release_index=release if release is not None else learned, aliases=aliases)
 
 
 _S2_UNITS = 'reflectance ×10000 (L1C TOA / L2A BOA)'
@@ -219,12 +194,17 @@ _S2 = (
 )
 
 
-def _sentinel2() -> Sensor:
-    bands = tuple(
-        _optical('sentinel2', n, c, w, g, _S2_UNITS, f'Sentinel-2 MSI {n}', a,
-                 learned=None if k < 0 else k, release=k)
+def _msi_bands(sensor: str, units: str, describe: str, gsd: float | None = None) -> tuple[Band, ...]:
+    """The MSI bands of :data:`_S2`: centre ± half the bandwidth, at their own GSD unless *gsd* is given."""
+    return tuple(
+        _edges(sensor, n, c - w / 2, c + w / 2, g if gsd is None else gsd, units, describe.format(n), a,
+               learned=None if k < 0 else k, release=k, center=c)
         for n, c, w, g, k, a in _S2
     )
+
+
+def _sentinel2() -> Sensor:
+    bands = _msi_bands('sentinel2', _S2_UNITS, 'Sentinel-2 MSI {}')
     return Sensor('sentinel2', 'Sentinel-2 MSI', bands, ('s2', 'sentinel-2', 's2msi'),
                   'Sentinel-2A/B/C MultiSpectral Instrument, L1C and L2A products.')
 
@@ -298,39 +278,34 @@ def _landsat89(sid: str, num: int) -> Sensor:
                   f'Landsat {num} Operational Land Imager and Thermal Infrared Sensor.')
 
 
+# Landsat TM and ETM+ share band names, roles and aliases; the edges (nm) and GSD (m) differ per instrument
+_TM_ROLES = (
+    ('B1', 'blue', ('blue',)), ('B2', 'green', ('green',)), ('B3', 'red', ('red',)),
+    ('B4', 'near infrared', ('nir',)), ('B5', 'SWIR 1', ('swir16', 'swir1')), ('B6', 'thermal', ('lwir', 'thermal')),
+    ('B7', 'SWIR 2', ('swir22', 'swir2')), ('B8', 'panchromatic', ('pan',)),
+)
+
+
+def _tm_bands(sensor: str, label: str, edges: tuple[tuple[float, float, float], ...]) -> tuple[Band, ...]:
+    """The first ``len(edges)`` TM / ETM+ bands from their ``(lo, hi, gsd)``; B6 is the thermal band."""
+    return tuple(
+        _edges(sensor, n, lo, hi, g, _TIRS if n == 'B6' else _OLI, f'{label} {d}', a + (f'b{n[1:]}', f'sr_{n.lower()}'))
+        for (n, d, a), (lo, hi, g) in zip(_TM_ROLES, edges, strict=False)
+    )
+
+
 def _landsat_tm(sid: str, num: int) -> Sensor:
-    spec = (
-        ('B1', 450, 520, 30, 'blue', ('blue',)), ('B2', 520, 600, 30, 'green', ('green',)),
-        ('B3', 630, 690, 30, 'red', ('red',)), ('B4', 760, 900, 30, 'near infrared', ('nir',)),
-        ('B5', 1550, 1750, 30, 'SWIR 1', ('swir16', 'swir1')),
-        ('B6', 10400, 12500, 120, 'thermal', ('lwir', 'thermal')),
-        ('B7', 2080, 2350, 30, 'SWIR 2', ('swir22', 'swir2')),
-    )
-    bands = tuple(
-        _edges(sid, n, lo, hi, g, _TIRS if n == 'B6' else _OLI, f'Landsat {num} TM {d}',
-               a + (f'b{n[1:]}', f'sr_{n.lower()}'))
-        for n, lo, hi, g, d, a in spec
-    )
-    return Sensor(sid, f'Landsat {num} TM', bands, (f'l{num}', f'landsat-{num}', f'lt0{num}'),
-                  f'Landsat {num} Thematic Mapper.')
+    edges = ((450, 520, 30), (520, 600, 30), (630, 690, 30), (760, 900, 30), (1550, 1750, 30), (10400, 12500, 120),
+             (2080, 2350, 30))
+    return Sensor(sid, f'Landsat {num} TM', _tm_bands(sid, f'Landsat {num} TM', edges),
+                  (f'l{num}', f'landsat-{num}', f'lt0{num}'), f'Landsat {num} Thematic Mapper.')
 
 
 def _landsat7() -> Sensor:
-    spec = (
-        ('B1', 450, 515, 30, 'blue', ('blue',)), ('B2', 525, 605, 30, 'green', ('green',)),
-        ('B3', 630, 690, 30, 'red', ('red',)), ('B4', 775, 900, 30, 'near infrared', ('nir',)),
-        ('B5', 1550, 1750, 30, 'SWIR 1', ('swir16', 'swir1')),
-        ('B6', 10400, 12500, 60, 'thermal', ('lwir', 'thermal')),
-        ('B7', 2090, 2350, 30, 'SWIR 2', ('swir22', 'swir2')),
-        ('B8', 520, 900, 15, 'panchromatic', ('pan',)),
-    )
-    bands = tuple(
-        _edges('landsat7', n, lo, hi, g, _TIRS if n == 'B6' else _OLI, f'Landsat 7 ETM+ {d}',
-               a + (f'b{n[1:]}', f'sr_{n.lower()}'))
-        for n, lo, hi, g, d, a in spec
-    )
-    return Sensor('landsat7', 'Landsat 7 ETM+', bands, ('l7', 'landsat-7', 'le07'),
-                  'Landsat 7 Enhanced Thematic Mapper Plus.')
+    edges = ((450, 515, 30), (525, 605, 30), (630, 690, 30), (775, 900, 30), (1550, 1750, 30), (10400, 12500, 60),
+             (2090, 2350, 30), (520, 900, 15))
+    return Sensor('landsat7', 'Landsat 7 ETM+', _tm_bands('landsat7', 'Landsat 7 ETM+', edges),
+                  ('l7', 'landsat-7', 'le07'), 'Landsat 7 Enhanced Thematic Mapper Plus.')
 
 
 def _planetscope() -> Sensor:
@@ -357,11 +332,7 @@ def _superdove() -> Sensor:
 def _hls_s30() -> Sensor:
     u = 'surface reflectance ×10000 (HLS v2.0, harmonised)'
     # HLS S30 bands are Sentinel-2 MSI bands resampled to 30 m: same spectral bands as S2.
-    bands = tuple(
-        _optical('hls_s30', n, c, w, 30, u, f'HLS S30 {n} (Sentinel-2 MSI)', a,
-                 learned=None if k < 0 else k, release=k)
-        for n, c, w, _g, k, a in _S2
-    )
+    bands = _msi_bands('hls_s30', u, 'HLS S30 {} (Sentinel-2 MSI)', gsd=30)
     return Sensor('hls_s30', 'HLS S30 (Sentinel-2)', bands, ('hlss30', 'hls-s30'),
                   'Harmonized Landsat Sentinel-2, Sentinel-2 part (MSI bands at 30 m).')
 

@@ -20,7 +20,7 @@ from .band_subset import RandomBandSubset, random_band_mask
 from .estimate import compute_raster_statistics, compute_statistics
 from .factory import NORM_METHODS, make_normalizer, normalization_preset, normalization_tags
 from .mixup import CrossSensorMixup, MixedPair, MixupMode
-from .normalize import NormalizeMode, SmartiesNormalize, sar_to_db
+from .normalize import NormalizeMode, NormalizeOptions, SmartiesNormalize, sar_to_db
 from .paired import PairedGeometric, PairedResize, PairSequential, pair_scale
 from .presets import STATS_PRESETS, list_stats_presets, preset_stats
 from .scene import check_sar_units, scene_statistics
@@ -35,6 +35,7 @@ __all__ = (
     'MixedPair',
     'MixupMode',
     'NormalizeMode',
+    'NormalizeOptions',
     'PairSequential',
     'PairedGeometric',
     'PairedResize',

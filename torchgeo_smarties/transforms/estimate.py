@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 from torch import Tensor
@@ -16,7 +16,25 @@ from ..errors import BandCountError, InputError
 from ..spectrum import resolve_bands
 from .band_stats import BandStats
 
-__all__ = ('compute_raster_statistics', 'compute_statistics')
+__all__ = ('StatisticsOptions', 'compute_raster_statistics', 'compute_statistics')
+
+
+class StatisticsOptions(TypedDict, total=False):
+    """The estimation options of :func:`compute_statistics` and :func:`compute_raster_statistics`.
+
+    All optional: ``sar_to_db`` (default ``False``): convert SAR bands (all channels when *bands* is ``None``)
+    from linear power to dB (``10·log10``, values ≤ 0 clamped to 1e-10) before computing; ``bins`` (4096):
+    histogram bins per band; ``percentiles`` (``(1.0, 99.0)``, the release's): the lower/upper percentiles;
+    ``path``: a ``.json``/``.yaml`` file to write the statistics to; ``progress`` (``True``): a tqdm bar.
+
+    .. versionadded:: 0.3
+    """
+
+    sar_to_db: bool
+    bins: int
+    percentiles: tuple[float, float]
+    path: str | Path | None
+    progress: bool
 
 
 def _to_db(x: np.ndarray, eps: float = 1e-10) -> np.ndarray:
@@ -159,34 +177,6 @@ def _prepare(chunk: np.ndarray, nodata: float | None, db_rows: Sequence[int]) ->
     return chunk
 
 
-def _run_passes(
-    chunks: Callable[[], Iterator[np.ndarray]],
-    channels: int,
-    *,
-    bins: int,
-    percentiles: tuple[float, float],
-    progress: bool,
-    total: int | None,
-    desc: str,
-) -> _Accumulator:
-    from tqdm.auto import tqdm
-
-    acc = _Accumulator(channels, bins, percentiles)
-    for step, fn in (('min/max', acc.pass1), ('percentiles', acc.pass2), ('mean/std', acc.pass3)):
-        for chunk in tqdm(chunks(), total=total, desc=f'{desc} [{step}]', disable=not progress, leave=False):
-            if chunk.shape[0] != channels:
-                raise BandCountError(
-                    f'an image has {chunk.shape[0]} channels but {channels} bands were given; give one band id per '
-                    'channel, in channel order'
-                )
-            fn(chunk)
-        if step == 'min/max':
-            acc.start_pass2()
-        elif step == 'percentiles':
-            acc.start_pass3()
-    return acc
-
-
 def _db_rows(band_ids: tuple[str, ...] | None, channels: int, sar_to_db: bool) -> list[int]:
     if not sar_to_db:
         return []
@@ -196,7 +186,46 @@ def _db_rows(band_ids: tuple[str, ...] | None, channels: int, sar_to_db: bool) -
     return rows or list(range(channels))
 
 
-def _finish(stats: BandStats, path: str | Path | None) -> BandStats:
+def _check_options(options: StatisticsOptions, func: str) -> None:
+    unknown = sorted(options.keys() - StatisticsOptions.__optional_keys__)
+    if unknown:
+        valid = ', '.join(sorted(StatisticsOptions.__optional_keys__))
+        raise TypeError(f'{func}() got unexpected keyword argument(s) {unknown}; the options are {valid}')
+
+
+def _estimate(
+    read: Callable[[], Iterable[np.ndarray]],
+    channels: int,
+    band_ids: tuple[str, ...] | None,
+    nodata: float | None,
+    options: StatisticsOptions,
+    *,
+    total: int | None,
+    desc: str,
+    source: str,
+) -> BandStats:
+    """The three passes over the raw (C, N) chunks that *read* yields; the statistics, also written to a file."""
+    from tqdm.auto import tqdm
+
+    sar = options.get('sar_to_db', False)
+    rows = _db_rows(band_ids, channels, sar)
+    acc = _Accumulator(channels, options.get('bins', 4096), options.get('percentiles', (1.0, 99.0)))
+    for step, fn in (('min/max', acc.pass1), ('percentiles', acc.pass2), ('mean/std', acc.pass3)):
+        chunks = tqdm(read(), total=total, desc=f'{desc} [{step}]', disable=not options.get('progress', True),
+                      leave=False)
+        for chunk in chunks:
+            if chunk.shape[0] != channels:
+                raise BandCountError(
+                    f'an image has {chunk.shape[0]} channels but {channels} bands were given; give one band id per '
+                    'channel, in channel order'
+                )
+            fn(_prepare(chunk, nodata, rows))
+        if step == 'min/max':
+            acc.start_pass2()
+        elif step == 'percentiles':
+            acc.start_pass3()
+    stats = acc.result(band_ids, sar, source)
+    path = options.get('path')
     if path is not None:
         stats.save(path)
     return stats
@@ -208,11 +237,7 @@ def compute_statistics(
     *,
     image_key: str = 'image',
     nodata: float | None = None,
-    sar_to_db: bool = False,
-    bins: int = 4096,
-    percentiles: tuple[float, float] = (1.0, 99.0),
-    path: str | Path | None = None,
-    progress: bool = True,
+    **options: Unpack[StatisticsOptions],
 ) -> BandStats:
     """Estimate SMARTIES statistics (p1, p99, post-min-max mean/std, raw mean/std) per band.
 
@@ -232,22 +257,22 @@ def compute_statistics(
             :meth:`SmartiesNormalize.from_file` can select bands by id). ``None`` = anonymous channels.
         image_key: key of the image in mapping samples.
         nodata: value marking invalid pixels (NaN is always invalid).
-        sar_to_db: convert SAR bands (all channels when *bands* is ``None``) from linear power to dB
-            (``10·log10``, values ≤ 0 clamped to 1e-10) before computing.
-        bins: histogram bins per band.
-        percentiles: the lower/upper percentiles (default the release's 1 and 99).
-        path: optional ``.json``/``.yaml`` file to write.
-        progress: show a tqdm progress bar.
+        **options: ``sar_to_db`` (convert SAR bands from linear power to dB first), ``bins`` (histogram bins
+            per band, default 4096), ``percentiles`` (default the release's ``(1.0, 99.0)``), ``path``
+            (a ``.json``/``.yaml`` file to write), ``progress`` (tqdm bar, default on); see
+            :class:`StatisticsOptions`.
 
     Returns:
         The statistics (also written to *path* if given).
 
     Raises:
+        TypeError: for an unknown option.
         InputError: for a one-shot iterator, bad shapes, or a channel without valid pixels.
         BandCountError: if the number of channels and of *bands* differ.
 
     .. versionadded:: 0.1
     """
+    _check_options(options, 'compute_statistics')
     band_ids = tuple(b.id for b in resolve_bands(bands)) if bands is not None else None
     if callable(source) and not hasattr(source, '__getitem__') and not hasattr(source, '__iter__'):
         factory: Callable[[], Iterable[Any]] = source
@@ -276,16 +301,9 @@ def compute_statistics(
             f'the images have {channels} channels but {len(band_ids)} bands were given ({list(band_ids)}); give one '
             'band id per channel, in channel order'
         )
-    rows = _db_rows(band_ids, channels, sar_to_db)
-
-    def chunks() -> Iterator[np.ndarray]:
-        for item in factory():
-            yield _prepare(_chunk_from_item(item, image_key), nodata, rows)
-
-    acc = _run_passes(
-        chunks, channels, bins=bins, percentiles=percentiles, progress=progress, total=total, desc='statistics'
-    )
-    return _finish(acc.result(band_ids, sar_to_db, 'compute_statistics'), path)
+    read = lambda: (_chunk_from_item(item, image_key) for item in factory())
+    return _estimate(read, channels, band_ids, nodata, options, total=total, desc='statistics',
+                     source='compute_statistics')
 
 
 def compute_raster_statistics(
@@ -294,18 +312,16 @@ def compute_raster_statistics(
     *,
     window_size: int = 1024,
     nodata: float | None = None,
-    sar_to_db: bool = False,
-    bins: int = 4096,
-    percentiles: tuple[float, float] = (1.0, 99.0),
-    path: str | Path | None = None,
-    progress: bool = True,
+    **options: Unpack[StatisticsOptions],
 ) -> BandStats:
     """Like :func:`compute_statistics` for one raster file, read by windows with rasterio.
 
     Memory is bounded by one ``window_size × window_size`` window of all bands. The file's own nodata
-    value is used when *nodata* is ``None``.
+    value is used when *nodata* is ``None``. *options* as for :func:`compute_statistics`
+    (:class:`StatisticsOptions`).
 
     Raises:
+        TypeError: for an unknown option.
         InputError: if the file cannot be opened.
         BandCountError: if the raster's band count differs from *bands*.
 
@@ -314,6 +330,7 @@ def compute_raster_statistics(
     import rasterio
     from rasterio.windows import Window
 
+    _check_options(options, 'compute_raster_statistics')
     try:
         src = rasterio.open(raster)
     except Exception as err:  # rasterio raises RasterioIOError and friends
@@ -332,20 +349,6 @@ def compute_raster_statistics(
             for row in range(0, src.height, window_size)
             for col in range(0, src.width, window_size)
         ]
-        rows = _db_rows(band_ids, channels, sar_to_db)
-
-        def chunks() -> Iterator[np.ndarray]:
-            for win in windows:
-                arr = src.read(window=win).reshape(channels, -1)
-                yield _prepare(arr, nd, rows)
-
-        acc = _run_passes(
-            chunks,
-            channels,
-            bins=bins,
-            percentiles=percentiles,
-            progress=progress,
-            total=len(windows),
-            desc=Path(raster).name,
-        )
-    return _finish(acc.result(band_ids, sar_to_db, f'compute_raster_statistics({Path(raster).name})'), path)
+        read = lambda: (src.read(window=win).reshape(channels, -1) for win in windows)
+        return _estimate(read, channels, band_ids, nd, options, total=len(windows), desc=Path(raster).name,
+                         source=f'compute_raster_statistics({Path(raster).name})')

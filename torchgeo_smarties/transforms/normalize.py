@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -19,12 +19,28 @@ from ..spectrum import resolve_bands
 from .band_stats import BandStats, _as_tuple
 from .presets import preset_stats
 
-__all__ = ('NormalizeMode', 'SmartiesNormalize', 'sar_to_db')
+__all__ = ('NormalizeMode', 'NormalizeOptions', 'SmartiesNormalize', 'sar_to_db')
 
 #: ``'smarties'``: percentile min-max → clip [0, 1] → z-score (the release); ``'zscore'``: plain z-score.
 NormalizeMode = Literal['smarties', 'zscore']
 
 _Values = Sequence[float] | Tensor | np.ndarray
+
+
+class NormalizeOptions(TypedDict, total=False):
+    """The keyword options of the ``SmartiesNormalize.from_*`` constructors, as for :class:`SmartiesNormalize`.
+
+    ``mode`` (default ``'smarties'``), ``sar_to_db`` (default ``False``; :meth:`SmartiesNormalize.from_file`:
+    the setting the statistics were computed with), ``nodata`` (default ``None``) and ``keepdim`` (default
+    ``False``).
+
+    .. versionadded:: 0.3
+    """
+
+    mode: NormalizeMode
+    sar_to_db: bool | Sequence[bool]
+    nodata: float | None
+    keepdim: bool
 
 
 def sar_to_db(x: Tensor, eps: float = 1e-10) -> Tensor:
@@ -169,45 +185,29 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_stats(
-        cls,
-        stats: BandStats,
-        bands: str | Sequence[str] | None = None,
-        *,
-        mode: NormalizeMode = 'smarties',
-        sar_to_db: bool | Sequence[bool] = False,
-        nodata: float | None = None,
-        keepdim: bool = False,
+        cls, stats: BandStats, bands: str | Sequence[str] | None = None, **options: Unpack[NormalizeOptions]
     ) -> SmartiesNormalize:
         """Build from :class:`~torchgeo_smarties.transforms.BandStats`, selected/reordered to *bands*.
 
         In ``'zscore'`` mode, raw-unit mean/std are used when the statistics have them (computed
         statistics do; the release's presets do not, and then the clip-free affine map is used).
+
+        Args:
+            stats: the statistics.
+            bands: the image's channel order (band ids); ``None`` = the statistics' own order.
+            **options: ``mode``, ``sar_to_db``, ``nodata``, ``keepdim`` (:class:`NormalizeOptions`).
         """
         stats = stats.select(bands)
-        common: dict[str, Any] = {
-            'bands': stats.bands,
-            'mode': mode,
-            'sar_to_db': sar_to_db,
-            'nodata': nodata,
-            'keepdim': keepdim,
-        }
-        if mode == 'zscore' and stats.raw_mean is not None and stats.raw_std is not None:
-            out = cls(mean=stats.raw_mean, std=stats.raw_std, **common)
+        if options.get('mode') == 'zscore' and stats.raw_mean is not None and stats.raw_std is not None:
+            out = cls(mean=stats.raw_mean, std=stats.raw_std, bands=stats.bands, **options)
         else:
-            out = cls(p1=stats.p1, p99=stats.p99, mean=stats.mean, std=stats.std, **common)
+            out = cls(p1=stats.p1, p99=stats.p99, mean=stats.mean, std=stats.std, bands=stats.bands, **options)
         out.stats = stats  # keep the provenance (source, method, conventions) for describe() / tags()
         return out
 
     @classmethod
     def from_preset(
-        cls,
-        name: str,
-        bands: str | Sequence[str] | None = None,
-        *,
-        mode: NormalizeMode = 'smarties',
-        sar_to_db: bool | Sequence[bool] = False,
-        nodata: float | None = None,
-        keepdim: bool = False,
+        cls, name: str, bands: str | Sequence[str] | None = None, **options: Unpack[NormalizeOptions]
     ) -> SmartiesNormalize:
         """Normalisation with the release's statistics of a sensor or dataset preset.
 
@@ -217,37 +217,34 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
                 ``'whu_rs19'``, ``'ucmerced'`` (evaluation statistics).
             bands: the image's channel order (preset name or band ids; bare names like ``'B04'`` are taken
                 from the preset's sensor). ``None`` = the preset's own order (e.g. EuroSAT's tif order, B8A last).
-            mode: see the class.
-            sar_to_db: the S1 statistics are in dB; pass ``True`` if the input is linear power.
-            nodata: value marking invalid pixels.
-            keepdim: kornia's flag.
+            **options: ``mode`` (see the class), ``sar_to_db`` (the S1 statistics are in dB; pass ``True`` if
+                the input is linear power), ``nodata`` (value marking invalid pixels), ``keepdim`` (kornia's
+                flag); see :class:`NormalizeOptions`.
 
         Raises:
             UnknownPresetError: for an unknown preset.
             UnknownBandError: if a band has no statistic in the preset.
         """
-        stats = preset_stats(name, bands)
-        return cls.from_stats(stats, mode=mode, sar_to_db=sar_to_db, nodata=nodata, keepdim=keepdim)
+        return cls.from_stats(preset_stats(name, bands), **options)
 
     @classmethod
     def from_file(
-        cls,
-        path: str | Path,
-        bands: str | Sequence[str] | None = None,
-        *,
-        mode: NormalizeMode = 'smarties',
-        sar_to_db: bool | Sequence[bool] | None = None,
-        nodata: float | None = None,
-        keepdim: bool = False,
+        cls, path: str | Path, bands: str | Sequence[str] | None = None, **options: Unpack[NormalizeOptions]
     ) -> SmartiesNormalize:
         """Normalisation with statistics written by :func:`~torchgeo_smarties.transforms.compute_statistics`.
 
-        In ``'zscore'`` mode the file's raw-unit mean/std are used when present. *sar_to_db* defaults to
-        the setting the statistics were computed with.
+        In ``'zscore'`` mode the file's raw-unit mean/std are used when present.
+
+        Args:
+            path: the ``.json``/``.yaml`` statistics file.
+            bands: the image's channel order (band ids); ``None`` = the file's order.
+            **options: as for :meth:`from_stats`; *sar_to_db* defaults to (or, given as ``None``, is) the
+                setting the statistics were computed with.
         """
         stats = BandStats.load(path)
-        db = stats.sar_to_db if sar_to_db is None else sar_to_db
-        return cls.from_stats(stats, bands, mode=mode, sar_to_db=db, nodata=nodata, keepdim=keepdim)
+        if options.get('sar_to_db') is None:
+            options['sar_to_db'] = stats.sar_to_db
+        return cls.from_stats(stats, bands, **options)
 
     # ------------------------------------------------------------------ computation
     def _check(self, x: Tensor) -> None:

@@ -66,7 +66,12 @@ def _seeded(generator: torch.Generator | None) -> Iterator[None]:
 
 
 class _PairBase(nn.Module):
-    keys: tuple[str, str]
+    """A transform of a pair of images to the model size, called as ``aug(a, b)`` or on a dict batch."""
+
+    def __init__(self, size: int | tuple[int, int], keys: tuple[str, str]) -> None:
+        super().__init__()
+        self.size = _size2(size)
+        self.keys = keys
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:  # keep kornia's draws on the CPU
         out = super()._apply(fn, *args, **kwargs)
@@ -117,9 +122,7 @@ class PairedResize(_PairBase):
         antialias: bool = True,
         keys: tuple[str, str] = ('image_a', 'image_b'),
     ) -> None:
-        super().__init__()
-        self.size = _size2(size)
-        self.keys = keys
+        super().__init__(size, keys)
         self.resize = K.Resize(self.size, align_corners=False, antialias=antialias)
 
     def _pair(self, a: Tensor, b: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
@@ -174,9 +177,7 @@ class PairedGeometric(_PairBase):
         keys: tuple[str, str] = ('image_a', 'image_b'),
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__()
-        self.size = _size2(size)
-        self.keys = keys
+        super().__init__(size, keys)
         self.generator = generator
         self.do_crop = crop
         self.crop = K.RandomResizedCrop(
