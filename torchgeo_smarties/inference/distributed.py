@@ -300,9 +300,8 @@ def embed_raster_distributed(
         from .preview import check_preview_path
 
         check_preview_path(png)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
+    with EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                       require_crs=require_crs) as job:
         check_outputs([('output', out), *([('preview', png)] if png is not None else [])], job.input_files())
         enc, wdesc = encoder.load()
         job = for_model(job, enc)
@@ -349,6 +348,4 @@ def embed_raster_distributed(
         finally:
             if lock is not None:
                 lock.release()
-    finally:
-        job.close()
     return res

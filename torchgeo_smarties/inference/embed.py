@@ -294,13 +294,10 @@ def embed_raster(
     tiling = TilingOptions(tile, overlap, batch_size, num_workers, compress)
     encoder = EncoderSpec(weights, model, num_heads, device, precision)
     dense = DenseOptions(dtype, layer, final_norm)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
+    with EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                       require_crs=require_crs) as job:
         return embed_job(job, output, encoder, tiling, dense, preview=preview, resume=resume, progress=progress,
                          on_batch=on_batch, log=log)
-    finally:
-        job.close()
 
 
 def check_vector_output(path: Path) -> None:
@@ -409,12 +406,9 @@ def pool_raster(
     tiling = TilingOptions(tile, 0, batch_size, num_workers)
     encoder = EncoderSpec(weights, model, num_heads, device, precision)
     check_vector_output(Path(output))
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
+    with EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                       require_crs=require_crs) as job:
         return pool_job(job, output, encoder, tiling, pool, progress=progress, log=log)
-    finally:
-        job.close()
 
 
 def tile_footprints(source: RasterSource, windows: list[tuple[int, int, int, int]]) -> list[Any]:

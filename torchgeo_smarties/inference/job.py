@@ -245,7 +245,8 @@ def _default_channels(source: RasterSource, bands: str | None, sensor: str | Non
 class EmbedJob:
     """One raster to run: the opened source, its band ids, the projection plan and the normaliser.
 
-    Build it with :meth:`open`. ``stats``/``norm`` are kept as labels for the run's tags and fingerprint.
+    Build it with :meth:`open` (a context manager: ``with EmbedJob.open(...) as job:`` closes the source).
+    ``stats``/``norm`` are kept as labels for the run's tags and fingerprint.
     """
 
     input: str
@@ -307,3 +308,11 @@ class EmbedJob:
     def close(self) -> None:
         """Close the source's file handles."""
         self.source.close()
+
+    def __enter__(self) -> 'EmbedJob':
+        """Use the job in a ``with`` block: its source is closed when the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the source (:meth:`close`)."""
+        self.close()

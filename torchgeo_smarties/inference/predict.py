@@ -142,13 +142,10 @@ def predict_raster(
     # the overlap default depends on the mode, known once the model is loaded: validate with the explicit value
     tiling = TilingOptions(tile, 0 if overlap is None else overlap, batch_size, num_workers, compress)
     spec = EncoderSpec(weights, encoder, num_heads, device, precision)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
+    with EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
+                       require_crs=require_crs) as job:
         return _predict(job, Path(output), _ModelChoice(model, checkpoint, head, mode, classes), spec, tiling,
                         overlap is None, resume=resume, progress=progress, on_batch=on_batch, log=log)
-    finally:
-        job.close()
 
 
 @dataclass(frozen=True)
