@@ -151,11 +151,11 @@ def embed_many(
         raise InputError(f'output {str(out_dir)!r} exists and is not a folder; a batch job writes into a folder')
     expanded = open_sources(list(inputs), validate=False)
     scenes = [sc.input for sc in expanded]
-    out_dir.mkdir(parents=True, exist_ok=True)
     mine = expanded[rank::world]
-    if mine:  # load the weights once for all scenes of this rank (a bad checkpoint fails here, not per scene)
+    if mine:  # load the weights once for all scenes of this rank: bad weights fail here, before anything is written
         enc, wdesc = opts.encoder.load()
         opts = dataclasses.replace(opts, encoder=dataclasses.replace(opts.encoder, model=enc, weights=wdesc))
+    out_dir.mkdir(parents=True, exist_ok=True)
     log(f'batch: {len(scenes)} scenes, rank {rank}/{world} takes {len(mine)}')
     status = _status_path(out_dir, rank)
     job = {'scenes_total': len(scenes), 'world_size': world, 'assigned': scenes[rank::world]}
