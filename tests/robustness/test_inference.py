@@ -51,3 +51,11 @@ def test_batch_bad_weights(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match='cannot read safetensors file'):
         embed_many([str(scenes / 's*.tif')], tmp_path / 'out', weights=str(bad), **KW)
     assert not (tmp_path / 'out').exists()
+
+
+# class: --device together with --devices (Lightning places the ranks; --device used to be ignored silently)
+def test_device_with_devices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = embed_main([str(SAMPLE), '-o', str(tmp_path / 'c.tif'), '--device', 'cuda:1', '--devices', '2'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and 'Traceback' not in err[0] and 'drop --device' in err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ..models import SMARTIESViT
 
-__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'is_batch_input')
+__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'is_batch_input', 'rank_device')
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,20 @@ def _env_rank() -> tuple[int, int]:
     return 0, 1
 
 
+def rank_device(device: 'str | torch.device') -> 'str | torch.device':
+    """*device*, with a bare ``'cuda'`` meaning this process's local GPU when a launcher started several processes.
+
+    ``torchrun`` sets ``LOCAL_RANK`` and SLURM sets ``SLURM_LOCALID`` in each process, so ``--device cuda`` puts
+    rank *r* of a node on ``cuda:<local rank>`` instead of every rank on ``cuda:0``. Any other device, and ``cuda``
+    outside such a launch, is returned unchanged.
+    """
+    if device == 'cuda':
+        for var in ('LOCAL_RANK', 'SLURM_LOCALID'):
+            if os.environ.get(var, '').isdigit():
+                return f'cuda:{os.environ[var]}'
+    return device
+
+
 def _status_path(out_dir: Path, rank: int) -> Path:
     return out_dir / f'job-rank{rank}.json'
 
@@ -121,7 +135,8 @@ def embed_many(
         catalogue: write ``catalogue.json`` + ``patches.parquet`` when the job is done (rank 0, after all ranks).
         wait_timeout: how long rank 0 waits for the other ranks before writing the catalogue.
         model: an encoder (default: loaded from the ``weights`` option).
-        device: this rank's torch device (e.g. ``cuda:$LOCAL_RANK``).
+        device: this rank's torch device; a bare ``'cuda'`` is this process's local GPU under ``torchrun`` / SLURM
+            (:func:`rank_device`).
         progress: show a progress bar per scene.
         log: where messages go.
         **options: the keywords of :func:`~torchgeo_smarties.inference.embed_raster`
@@ -140,7 +155,8 @@ def embed_many(
     for bad in ('output', 'input', 'preview'):
         if bad in options:
             raise InputError(f'{bad}= is per scene and set by the batch job; drop it (outputs go to output_dir)')
-    opts = RasterOptions.from_keywords(options, EmbedKeywords, caller='embed_many', model=model, device=device)
+    opts = RasterOptions.from_keywords(options, EmbedKeywords, caller='embed_many', model=model,
+                                       device=rank_device(device))
     env_rank, env_world = _env_rank()
     rank = env_rank if rank is None else rank
     world = env_world if world_size is None else world_size

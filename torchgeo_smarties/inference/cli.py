@@ -60,7 +60,8 @@ def _common(p: argparse.ArgumentParser, many: bool = False) -> None:
     g.add_argument('--overlap', type=int, default=None, help='tile overlap in px, multiple of 16 (default 32)')
     g.add_argument('--batch-size', type=int, default=8, help='tiles per forward pass (default 8)')
     g.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: cores - 1, max 4)')
-    g.add_argument('--device', default='cpu', help='torch device, e.g. cuda, cuda:1 (default cpu)')
+    g.add_argument('--device', help='torch device, e.g. cuda, cuda:1 (default cpu; in a multi-scene job under '
+                   'torchrun/SLURM, cuda is each process\'s local GPU)')
     g.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help='autocast precision')
     g.add_argument('--no-progress', action='store_true', help='no progress bar')
     g = p.add_argument_group('robustness')
@@ -175,6 +176,10 @@ def embed_main(argv: list[str]) -> int:
 
         if args.pool:
             _check_pool(args)
+        if args.device is not None and (args.devices is not None or args.num_nodes != 1):
+            raise _UsageError('--devices/--num-nodes run through Lightning, which places each rank on its own device: '
+                              'drop --device (choose the kind with --accelerator)')
+        args.device = args.device or 'cpu'
         if args.input and not args.sample:
             from .batch import is_batch_input
 
@@ -242,6 +247,7 @@ def _embed_batch(args: argparse.Namespace, prog: str) -> int:
 def predict_main(argv: list[str]) -> int:
     """Entry point of ``smarties predict``; returns the exit status."""
     args = build_predict_parser().parse_args(argv)
+    args.device = args.device or 'cpu'
     try:
         from .predict import predict_raster
 

@@ -14,7 +14,10 @@ the single-process run: the result equals :func:`embed_raster`'s (to float32 rou
 batched model calls), with the same CRS, transform, nodata, tags and block layout.
 
 Requirements and limits: the output folder must be on a filesystem shared by all nodes; ``resume``
-is not supported (an interrupted run starts over); ``--pool`` is single-process only.
+is not supported (the rank files hold sums that an interrupted run cannot continue, so it starts over):
+:class:`~torchgeo_smarties.errors.UnsupportedResumeError` is raised before anything is read, naming the resumable
+alternatives (:doc:`/scale`: a multi-scene job split across ranks resumes per scene and tile); ``--pool`` is
+single-process only.
 
 .. versionadded:: 0.1
 """
@@ -58,8 +61,8 @@ __all__ = ('RESUME_FIX', 'ContiguousDistributedSampler', 'embed_raster_distribut
 RESUME_FIX = ('--resume is not supported with --devices/--num-nodes: the ranks sum their tiles into shared partial '
               'files that an interrupted run cannot continue, so it starts over. To resume, split the work by scene '
               'instead: give the scenes as a list file, a glob or several inputs and launch one process per device '
-              '(torchrun --nproc-per-node N -m torchgeo_smarties.cli embed scenes.txt -o out/ --device '
-              'cuda:$LOCAL_RANK --resume), resumable per scene and tile; or embed one scene in a single process '
+              '(torchrun --nproc-per-node N -m torchgeo_smarties.cli embed scenes.txt -o out/ --device cuda '
+              '--resume), resumable per scene and tile; or embed one scene in a single process '
               '(drop --devices) with --resume')
 
 
