@@ -168,3 +168,16 @@ def test_cli_batch_reports_failed_scene(scenes: list[Path], tmp_path: Path, caps
     assert sorted(p.name for p in out.glob('*_embeddings.tif')) == ['scene_0_embeddings.tif', 'scene_1_embeddings.tif']
     assert main([*args, '--preview', str(tmp_path / 'p.png')]) == 2  # a preview is per scene
     assert 'is for one scene' in capsys.readouterr().err
+
+
+def test_rank_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchgeo_smarties.inference.batch import rank_device
+
+    for var in ('LOCAL_RANK', 'SLURM_LOCALID'):
+        monkeypatch.delenv(var, raising=False)
+    assert rank_device('cuda') == 'cuda'  # not under a launcher: unchanged
+    monkeypatch.setenv('SLURM_LOCALID', '2')
+    assert rank_device('cuda') == 'cuda:2'
+    monkeypatch.setenv('LOCAL_RANK', '3')  # torchrun's variable wins
+    assert rank_device('cuda') == 'cuda:3'
+    assert rank_device('cuda:0') == 'cuda:0' and rank_device('cpu') == 'cpu'  # an explicit device is kept

@@ -6,7 +6,7 @@ resumable byte-identical outputs (resume keyed on the input's content, the norma
 options), exclusive locks and atomic writes for every output, PCA-RGB previews. The keyword entry points
 (:func:`embed_raster`, :func:`pool_raster`, :func:`predict_raster`) are thin wrappers over parameter objects
 (:class:`EmbedJob`, :class:`EncoderSpec`, :class:`TilingOptions`, :class:`DenseOptions`) that validate every option
-when they are built.
+when they are built; :class:`RasterOptions` builds them from the wrappers' keywords.
 
 .. versionadded:: 0.1
 """
@@ -23,7 +23,7 @@ from .embed import (
     token_validity,
 )
 from .engine import BlendAccumulator, OutputSpec, TiledRun, run_tiled
-from .job import DenseOptions, EmbedJob, EncoderSpec, TilingOptions
+from .job import DenseOptions, EmbedJob, EncoderSpec, RasterOptions, TilingOptions
 from .outputs import OutputLock
 from .predict import PredictResult, predict_raster
 from .preview import pca_rgb, write_preview
@@ -41,6 +41,7 @@ __all__ = (
     'OutputLock',
     'OutputSpec',
     'PredictResult',
+    'RasterOptions',
     'RasterSource',
     'SceneInput',
     'TileGrid',

@@ -2,7 +2,8 @@
 
 Scenes are independent, so the job is split statically: rank *r* of *world* processes embeds scenes
 ``r, r + world, …`` (ranks come from ``torchrun`` / SLURM variables, or are given). Each scene is one
-:func:`~torchgeo_smarties.inference.embed_raster` run — resumable per tile with ``resume=True`` — and the job keeps
+:func:`~torchgeo_smarties.inference.embed_job` run of the same parameter objects (validated, and the weights loaded,
+once) — resumable per tile with ``resume=True`` — and the job keeps
 a status file per rank (``job-rank<r>.json``: scene → done / failed with the error). A failing scene is reported,
 recorded and skipped; the others complete; the job's result lists it and ``smarties embed`` exits 1. A rerun with
 ``resume=True`` skips scenes whose output is complete and finishes the rest. When all ranks are done, rank 0 writes
@@ -14,18 +15,25 @@ resume state), so a static split needs no scheduler; ranks synchronise only once
 .. versionadded:: 0.2
 """
 
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from ..errors import InputError
+from .job import EmbedKeywords, RasterOptions
 from .scenes import expand_scenes, open_sources
 
-__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'is_batch_input')
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import SMARTIESViT
+
+__all__ = ('BatchResult', 'SceneOutcome', 'embed_many', 'is_batch_input', 'rank_device')
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,20 @@ def _env_rank() -> tuple[int, int]:
     return 0, 1
 
 
+def rank_device(device: 'str | torch.device') -> 'str | torch.device':
+    """*device*, with a bare ``'cuda'`` meaning this process's local GPU when a launcher started several processes.
+
+    ``torchrun`` sets ``LOCAL_RANK`` and SLURM sets ``SLURM_LOCALID`` in each process, so ``--device cuda`` puts
+    rank *r* of a node on ``cuda:<local rank>`` instead of every rank on ``cuda:0``. Any other device, and ``cuda``
+    outside such a launch, is returned unchanged.
+    """
+    if device == 'cuda':
+        for var in ('LOCAL_RANK', 'SLURM_LOCALID'):
+            if os.environ.get(var, '').isdigit():
+                return f'cuda:{os.environ[var]}'
+    return device
+
+
 def _status_path(out_dir: Path, rank: int) -> Path:
     return out_dir / f'job-rank{rank}.json'
 
@@ -91,10 +113,16 @@ def embed_many(
     resume: bool = False,
     catalogue: bool = True,
     wait_timeout: float = 24 * 3600.0,
+    model: 'SMARTIESViT | None' = None,
+    device: 'str | torch.device' = 'cpu',
+    progress: bool = True,
     log: Callable[[str], None] = print,
-    **embed_options: Any,
+    **options: Unpack[EmbedKeywords],
 ) -> BatchResult:
     """Embed every scene of *inputs* into *output_dir* (one ``<scene name>_embeddings.tif`` each), then catalogue.
+
+    The options are validated and the encoder is loaded once, before any scene runs; each scene is then an
+    :func:`~torchgeo_smarties.inference.embed_job` run of the same parameter objects.
 
     Args:
         inputs: paths/URLs, list files, globs, STAC item collections or folders of scenes
@@ -106,21 +134,29 @@ def embed_many(
         resume: skip scenes already complete and resume interrupted ones tile by tile.
         catalogue: write ``catalogue.json`` + ``patches.parquet`` when the job is done (rank 0, after all ranks).
         wait_timeout: how long rank 0 waits for the other ranks before writing the catalogue.
+        model: an encoder (default: loaded from the ``weights`` option).
+        device: this rank's torch device; a bare ``'cuda'`` is this process's local GPU under ``torchrun`` / SLURM
+            (:func:`rank_device`).
+        progress: show a progress bar per scene.
         log: where messages go.
-        **embed_options: options of :func:`~torchgeo_smarties.inference.embed_raster` (weights, bands, …),
-            the same for every scene; *resume* is passed on.
+        **options: the keywords of :func:`~torchgeo_smarties.inference.embed_raster`
+            (:class:`~torchgeo_smarties.inference.job.EmbedKeywords`: weights, bands, tiling, …), the same for every
+            scene.
 
     Returns:
         A :class:`BatchResult`; scenes that failed are in ``failed`` with their error.
 
     Raises:
-        InputError: for bad options or an input that names no scene, before any scene runs.
+        InputError: for bad options (:class:`~torchgeo_smarties.errors.OptionError`, weights that do not load) or
+            an input that names no scene, before any scene runs.
     """
-    from .embed import embed_raster
+    from .embed import embed_job
 
     for bad in ('output', 'input', 'preview'):
-        if bad in embed_options:
+        if bad in options:
             raise InputError(f'{bad}= is per scene and set by the batch job; drop it (outputs go to output_dir)')
+    opts = RasterOptions.from_keywords(options, EmbedKeywords, caller='embed_many', model=model,
+                                       device=rank_device(device))
     env_rank, env_world = _env_rank()
     rank = env_rank if rank is None else rank
     world = env_world if world_size is None else world_size
@@ -131,8 +167,11 @@ def embed_many(
         raise InputError(f'output {str(out_dir)!r} exists and is not a folder; a batch job writes into a folder')
     expanded = open_sources(list(inputs), validate=False)
     scenes = [sc.input for sc in expanded]
-    out_dir.mkdir(parents=True, exist_ok=True)
     mine = expanded[rank::world]
+    if mine:  # load the weights once for all scenes of this rank: bad weights fail here, before anything is written
+        enc, wdesc = opts.encoder.load()
+        opts = dataclasses.replace(opts, encoder=dataclasses.replace(opts.encoder, model=enc, weights=wdesc))
+    out_dir.mkdir(parents=True, exist_ok=True)
     log(f'batch: {len(scenes)} scenes, rank {rank}/{world} takes {len(mine)}')
     status = _status_path(out_dir, rank)
     job = {'scenes_total': len(scenes), 'world_size': world, 'assigned': scenes[rank::world]}
@@ -147,7 +186,9 @@ def embed_many(
             continue
         t0 = time.perf_counter()
         try:
-            embed_raster(scene, out, resume=resume, **({'log': log} | embed_options))
+            with opts.open(scene) as job_:
+                embed_job(job_, out, opts.encoder, opts.tiling, opts.dense, resume=resume, progress=progress,
+                          log=log)
         except Exception as err:  # one scene's failure (typed or not) is recorded and reported; the job goes on
             outcomes.append(SceneOutcome(scene, str(out), 'failed', f'{type(err).__name__}: {err}',
                                          time.perf_counter() - t0))

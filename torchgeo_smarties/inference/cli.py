@@ -8,8 +8,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from ..errors import SmartiesError
+from .job import EmbedKeywords, PoolKeywords, PredictKeywords, keyword_names
 
 __all__ = ('SAMPLES', 'build_embed_parser', 'build_predict_parser', 'embed_main', 'predict_main')
 
@@ -58,7 +60,8 @@ def _common(p: argparse.ArgumentParser, many: bool = False) -> None:
     g.add_argument('--overlap', type=int, default=None, help='tile overlap in px, multiple of 16 (default 32)')
     g.add_argument('--batch-size', type=int, default=8, help='tiles per forward pass (default 8)')
     g.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: cores - 1, max 4)')
-    g.add_argument('--device', default='cpu', help='torch device, e.g. cuda, cuda:1 (default cpu)')
+    g.add_argument('--device', help='torch device, e.g. cuda, cuda:1 (default cpu; in a multi-scene job under '
+                   'torchrun/SLURM, cuda is each process\'s local GPU)')
     g.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help='autocast precision')
     g.add_argument('--no-progress', action='store_true', help='no progress bar')
     g = p.add_argument_group('robustness')
@@ -150,6 +153,15 @@ def _check_pool(args: argparse.Namespace) -> None:
         raise _UsageError('--pool runs in a single process; drop --devices/--num-nodes')
 
 
+def _options(args: argparse.Namespace, accepted: type) -> dict[str, Any]:
+    """The library keywords the command line sets, among those the typed dict *accepted* declares.
+
+    An option left unset is not passed, so the library's default applies (one place for every default).
+    """
+    names = {'num_workers': 'workers'}  # keyword -> argparse destination, where they differ
+    return {k: v for k in sorted(keyword_names(accepted)) if (v := getattr(args, names.get(k, k), None)) is not None}
+
+
 def _fail(prog: str, err: BaseException | str, code: int = 1) -> int:
     print(f'{prog}: error: {" ".join(str(err).split())}', file=sys.stderr)
     return code
@@ -164,37 +176,35 @@ def embed_main(argv: list[str]) -> int:
 
         if args.pool:
             _check_pool(args)
+        if args.device is not None and (args.devices is not None or args.num_nodes != 1):
+            raise _UsageError('--devices/--num-nodes run through Lightning, which places each rank on its own device: '
+                              'drop --device (choose the kind with --accelerator)')
+        args.device = args.device or 'cpu'
         if args.input and not args.sample:
             from .batch import is_batch_input
 
             if is_batch_input(args.input):
                 return _embed_batch(args, prog)
         inp, out, preview = _resolve_io(args, 'embeddings')
-        common = dict(weights=args.weights, bands=args.bands, sensor=args.sensor, stats=args.stats, norm=args.norm,
-                      batch_size=args.batch_size, num_workers=args.workers, device=args.device,
-                      precision=args.precision, require_crs=args.require_crs, num_heads=args.num_heads,
-                      progress=not args.no_progress)
-        dense = dict(tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
-                     dtype=args.dtype or 'float32', layer=-1 if args.layer is None else args.layer,
-                     final_norm=args.final_norm, resume=args.resume, preview=preview,
-                     compress=args.compress or 'deflate')
+        progress = not args.no_progress
         with warnings.catch_warnings():
             warnings.simplefilter('always')
             warnings.filterwarnings('ignore', category=DeprecationWarning)  # library internals, not the user's input
             warnings.showwarning = _show_warning
-            distributed = args.devices is not None or args.num_nodes != 1
             if args.pool:
-                pool_raster(inp, out, tile=args.tile, pool=args.pool, **common)  # type: ignore[arg-type]
-            elif distributed:
+                pool_raster(inp, out, device=args.device, pool=args.pool, progress=progress,
+                            **_options(args, PoolKeywords))
+            elif args.devices is not None or args.num_nodes != 1:
                 from .distributed import embed_raster_distributed
 
-                common.pop('device')
                 embed_raster_distributed(
                     inp, out, devices=1 if args.devices is None else args.devices, num_nodes=args.num_nodes,
-                    strategy=args.strategy, accelerator=args.accelerator, **dense, **common,  # type: ignore[arg-type]
+                    strategy=args.strategy, accelerator=args.accelerator, resume=args.resume, preview=preview,
+                    progress=progress, **_options(args, EmbedKeywords),
                 )
             else:
-                embed_raster(inp, out, **dense, **common)  # type: ignore[arg-type]
+                embed_raster(inp, out, device=args.device, resume=args.resume, preview=preview, progress=progress,
+                             **_options(args, EmbedKeywords))
     except _UsageError as err:
         return _fail(prog, err, 2)
     except SmartiesError as err:
@@ -224,14 +234,8 @@ def _embed_batch(args: argparse.Namespace, prog: str) -> int:
         warnings.simplefilter('always')
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.showwarning = _show_warning
-        res = embed_many(
-            args.input, out, resume=args.resume, weights=args.weights, bands=args.bands, sensor=args.sensor,
-            stats=args.stats, norm=args.norm, batch_size=args.batch_size, num_workers=args.workers,
-            device=args.device, precision=args.precision, require_crs=args.require_crs, num_heads=args.num_heads,
-            progress=not args.no_progress, tile=args.tile, overlap=32 if args.overlap is None else args.overlap,
-            dtype=args.dtype or 'float32', layer=-1 if args.layer is None else args.layer,
-            final_norm=args.final_norm, compress=args.compress or 'deflate',
-        )
+        res = embed_many(args.input, out, resume=args.resume, device=args.device, progress=not args.no_progress,
+                         **_options(args, EmbedKeywords))
     if res.failed:
         print(f'{prog}: error: {len(res.failed)} of {len(res.outcomes)} scenes failed: '
               + '; '.join(f'{o.input} ({o.error})' for o in res.failed).replace('\n', ' ')
@@ -243,17 +247,15 @@ def _embed_batch(args: argparse.Namespace, prog: str) -> int:
 def predict_main(argv: list[str]) -> int:
     """Entry point of ``smarties predict``; returns the exit status."""
     args = build_predict_parser().parse_args(argv)
+    args.device = args.device or 'cpu'
     try:
         from .predict import predict_raster
 
         inp, out, _ = _resolve_io(args, 'prediction')
         predict_raster(
-            inp, out, checkpoint=args.checkpoint, head=args.head, weights=args.weights, mode=args.mode,
-            classes=args.classes.split(',') if args.classes else None, bands=args.bands, sensor=args.sensor,
-            stats=args.stats, norm=args.norm, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-            num_workers=args.workers, device=args.device, precision=args.precision, resume=args.resume,
-            require_crs=args.require_crs, num_heads=args.num_heads, compress=args.compress or 'deflate',
-            progress=not args.no_progress,
+            inp, out, checkpoint=args.checkpoint, head=args.head, mode=args.mode,
+            classes=args.classes.split(',') if args.classes else None, device=args.device, resume=args.resume,
+            progress=not args.no_progress, **_options(args, PredictKeywords),
         )
     except SmartiesError as err:
         return _fail('smarties predict', err)

@@ -14,7 +14,10 @@ the single-process run: the result equals :func:`embed_raster`'s (to float32 rou
 batched model calls), with the same CRS, transform, nodata, tags and block layout.
 
 Requirements and limits: the output folder must be on a filesystem shared by all nodes; ``resume``
-is not supported (an interrupted run starts over); ``--pool`` is single-process only.
+is not supported (the rank files hold sums that an interrupted run cannot continue, so it starts over):
+:class:`~torchgeo_smarties.errors.UnsupportedResumeError` is raised before anything is read, naming the resumable
+alternatives (:doc:`/scale`: a multi-scene job split across ranks resumes per scene and tile); ``--pool`` is
+single-process only.
 
 .. versionadded:: 0.1
 """
@@ -24,17 +27,17 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import lightning as L
 import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import InputError, OptionError, SmartiesError
+from ..errors import InputError, OptionError, SmartiesError, UnsupportedResumeError
 from ..models import SMARTIESViT
 from ..spectrum import ProjectionPlan
-from .embed import EmbedResult, Precision, dense_step, embedding_spec, for_model, provenance_tags
+from .embed import EmbedResult, dense_step, embedding_spec, for_model, provenance_tags
 from .engine import (
     BlendAccumulator,
     BlockWriter,
@@ -47,12 +50,20 @@ from .engine import (
     unwrap_worker_error,
     worker_init,
 )
-from .job import ACCELERATORS, DenseOptions, EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .job import ACCELERATORS, EmbedJob, EmbedKeywords, Precision, RasterOptions, TilingOptions, check_choice
 from .outputs import OutputLock, atomic_target, check_outputs
 from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('ContiguousDistributedSampler', 'embed_raster_distributed', 'rank_row_span', 'split_range')
+__all__ = ('RESUME_FIX', 'ContiguousDistributedSampler', 'embed_raster_distributed', 'rank_row_span', 'split_range')
+
+#: Why ``resume`` is refused on the DDP path, and the resumable alternatives (the message of its error).
+RESUME_FIX = ('--resume is not supported with --devices/--num-nodes: the ranks sum their tiles into shared partial '
+              'files that an interrupted run cannot continue, so it starts over. To resume, split the work by scene '
+              'instead: give the scenes as a list file, a glob or several inputs and launch one process per device '
+              '(torchrun --nproc-per-node N -m torchgeo_smarties.cli embed scenes.txt -o out/ --device cuda '
+              '--resume), resumable per scene and tile; or embed one scene in a single process '
+              '(drop --devices) with --resume')
 
 
 def split_range(n: int, parts: int) -> list[tuple[int, int]]:
@@ -213,28 +224,12 @@ def embed_raster_distributed(
     strategy: str = 'ddp',
     accelerator: str = 'auto',
     model: SMARTIESViT | None = None,
-    weights: str | None = None,
-    bands: str | None = None,
-    sensor: str | None = None,
-    stats: str | os.PathLike[str] | None = None,
-    norm: str | None = None,
-    normalizer: Callable[[Tensor], Tensor] | None = None,
-    tile: int = 224,
-    overlap: int = 32,
-    batch_size: int = 8,
-    num_workers: int | None = None,
-    precision: Precision = 'fp32',
-    dtype: Literal['float32', 'float16'] = 'float32',
-    layer: int = -1,
-    final_norm: bool = False,
     resume: bool = False,
-    require_crs: bool = False,
     preview: str | os.PathLike[str] | None = None,
-    num_heads: int | None = None,
-    compress: str = 'deflate',
     progress: bool = True,
     trainer_kwargs: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    **options: Unpack[EmbedKeywords],
 ) -> EmbedResult:
     """:func:`~torchgeo_smarties.inference.embed_raster` on several devices/nodes with Lightning's predict and DDP.
 
@@ -243,45 +238,33 @@ def embed_raster_distributed(
     equals the single-process one (see the module docstring); only rank 0 logs and writes the file.
 
     Args:
-        input: see :func:`embed_raster` (as are *model* … *compress* and *progress*).
+        input: see :func:`~torchgeo_smarties.inference.embed_raster`.
         output: the GeoTIFF to write, on a filesystem shared by all nodes.
         devices: devices per node (``lightning.Trainer(devices=...)``).
         num_nodes: number of nodes.
         strategy: ``'ddp'`` (default), ``'ddp_spawn'`` or another Lightning DDP strategy name.
         accelerator: ``'auto'``, ``'gpu'``, ``'cpu'``, ...
-        model: an encoder (default: loaded from *weights*).
-        weights: see :func:`~torchgeo_smarties.inference.weights.load_encoder`.
-        bands: band ids per channel.
-        sensor: a preset naming the channels.
-        stats: a statistics file.
-        norm: statistics preset, or ``'none'``.
-        normalizer: a picklable callable (1, C, h, w) → (1, C, h, w) used instead of *stats*/*norm*.
-        tile: tile size in px (multiple of 16).
-        overlap: overlap in px (multiple of 16).
-        batch_size: tiles per forward pass on each device.
-        num_workers: DataLoader workers per rank.
-        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast.
-        dtype: output data type.
-        layer: block whose output is written.
-        final_norm: apply the encoder's final LayerNorm.
-        resume: not supported here (raises :class:`InputError`).
-        require_crs: refuse rasters without a CRS.
+        model: an encoder (default: loaded from the ``weights`` option).
+        resume: not supported here: raises :class:`~torchgeo_smarties.errors.UnsupportedResumeError` naming the
+            resumable alternatives (a multi-scene job split across ranks, or one process).
         preview: also write a PNG (rank 0).
-        num_heads: heads of a custom-size checkpoint.
-        compress: GeoTIFF compression.
         progress: show Lightning's progress bar.
         trainer_kwargs: extra ``lightning.Trainer`` arguments.
         log: where rank 0's messages go.
+        **options: the keywords of :func:`~torchgeo_smarties.inference.embed_raster`
+            (:class:`~torchgeo_smarties.inference.job.EmbedKeywords`; ``batch_size`` and ``num_workers`` are per
+            device, a ``normalizer`` must be picklable).
 
     Returns:
         An :class:`~torchgeo_smarties.inference.EmbedResult` (its ``run`` counts all ranks' tiles).
 
     Raises:
-        InputError: with ``resume=True``, or on bad input (before anything is written).
+        UnsupportedResumeError: with ``resume=True``, before anything is read.
+        TypeError: for an unknown keyword.
+        OptionError, InputError: on a bad option or input (before anything is written).
     """
     if resume:
-        raise InputError('--resume is not supported with --devices/--num-nodes (multi-process runs start over); '
-                         'rerun without --resume, or resume a single-process run without --devices')
+        raise UnsupportedResumeError(RESUME_FIX)
     check_choice('accelerator', accelerator, ACCELERATORS)
     if not isinstance(strategy, str) or not strategy.startswith('ddp'):
         raise OptionError(f'strategy must be a Lightning DDP strategy (ddp, ddp_spawn, ddp_fork, ...); '
@@ -290,9 +273,8 @@ def embed_raster_distributed(
         raise OptionError(f'number of nodes must be an integer >= 1; got {num_nodes!r}')
     if isinstance(devices, int) and not isinstance(devices, bool) and devices < 1 and devices != -1:
         raise OptionError(f'devices must be >= 1 (or -1 for all); got {devices!r}')
-    tiling = TilingOptions(tile, overlap, batch_size, num_workers, compress)
-    encoder = EncoderSpec(weights, model, num_heads, 'cpu', precision)
-    dense = DenseOptions(dtype, layer, final_norm)
+    opts = RasterOptions.from_keywords(options, EmbedKeywords, caller='embed_raster_distributed', model=model)
+    tiling, encoder, dense, precision = opts.tiling, opts.encoder, opts.dense, opts.encoder.precision
     say = log if _rank_zero() else (lambda _msg: None)
     out = Path(output)
     png = None if preview is None else Path(preview)
@@ -300,9 +282,7 @@ def embed_raster_distributed(
         from .preview import check_preview_path
 
         check_preview_path(png)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
+    with opts.open(input) as job:
         check_outputs([('output', out), *([('preview', png)] if png is not None else [])], job.input_files())
         enc, wdesc = encoder.load()
         job = for_model(job, enc)
@@ -349,6 +329,4 @@ def embed_raster_distributed(
         finally:
             if lock is not None:
                 lock.release()
-    finally:
-        job.close()
     return res

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import torch
@@ -23,7 +23,19 @@ from ..models import SMARTIESViT, patch_validity
 from ..spectrum import ProjectionPlan, plan_bands
 from ..transforms import make_normalizer, normalization_preset, normalization_tags
 from .engine import OutputSpec, TileDataset, TiledRun, run_tiled, state_fingerprint, unwrap_worker_error, worker_init
-from .job import POOLS, VECTOR_SUFFIXES, DenseOptions, EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .job import (
+    POOLS,
+    VECTOR_SUFFIXES,
+    DenseOptions,
+    EmbedJob,
+    EmbedKeywords,
+    EncoderSpec,
+    PoolKeywords,
+    Precision,
+    RasterOptions,
+    TilingOptions,
+    check_choice,
+)
 from .outputs import OutputLock, atomic_target, check_outputs
 from .source import RasterSource
 from .tiling import TileGrid
@@ -47,7 +59,6 @@ __all__ = (
     'token_validity',
 )
 
-Precision = Literal['fp32', 'bf16', 'fp16']
 _DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -194,7 +205,7 @@ def embed_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpe
     log(f'output: {out} ({d} bands {dense.dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
         f'{grid.tile_hw[1]} px, overlap {tiling.overlap} px, batch {tiling.batch_size}, {tiling.workers} workers, '
         f'{dev} {encoder.precision}')
-    step = dense_step(model, job.plan, dev, encoder.precision, block, dense.final_norm)  # type: ignore[arg-type]
+    step = dense_step(model, job.plan, dev, encoder.precision, block, dense.final_norm)
     with OutputLock([out, *([png] if png is not None else [])]):
         run = run_tiled(src, grid, step, d, [spec], normalize=job.normalizer, tiling=tiling, resume=resume,
                         fingerprint=fp, progress=progress, on_batch=on_batch)
@@ -216,29 +227,13 @@ def embed_raster(
     output: str | os.PathLike[str],
     *,
     model: SMARTIESViT | None = None,
-    weights: str | None = None,
-    bands: str | None = None,
-    sensor: str | None = None,
-    stats: str | os.PathLike[str] | None = None,
-    norm: str | None = None,
-    normalizer: Callable[[Tensor], Tensor] | None = None,
-    tile: int = 224,
-    overlap: int = 32,
-    batch_size: int = 8,
-    num_workers: int | None = None,
     device: str | torch.device = 'cpu',
-    precision: Precision = 'fp32',
-    dtype: Literal['float32', 'float16'] = 'float32',
-    layer: int = -1,
-    final_norm: bool = False,
     resume: bool = False,
-    require_crs: bool = False,
     preview: str | os.PathLike[str] | None = None,
-    num_heads: int | None = None,
-    compress: str = 'deflate',
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = print,
+    **options: Unpack[EmbedKeywords],
 ) -> EmbedResult:
     """Dense SMARTIES embeddings of a raster as a GeoTIFF on the 16-px patch grid.
 
@@ -246,45 +241,35 @@ def embed_raster(
     CRS copied, NaN (the nodata value) where the input has no valid band in the patch. Tiles of
     *tile* px overlapping by *overlap* px are blended with a linear ramp on the patch grid.
 
-    A thin wrapper: builds :class:`~torchgeo_smarties.inference.job.TilingOptions`,
-    :class:`~torchgeo_smarties.inference.job.EncoderSpec`, :class:`~torchgeo_smarties.inference.job.DenseOptions`
-    and an :class:`~torchgeo_smarties.inference.job.EmbedJob`, then calls :func:`embed_job`.
+    A thin wrapper: :meth:`~torchgeo_smarties.inference.job.RasterOptions.from_keywords` builds the
+    :class:`~torchgeo_smarties.inference.job.TilingOptions`, :class:`~torchgeo_smarties.inference.job.EncoderSpec`
+    and :class:`~torchgeo_smarties.inference.job.DenseOptions`, an :class:`~torchgeo_smarties.inference.job.EmbedJob`
+    is opened, and :func:`embed_job` runs them.
 
     Args:
         input: GeoTIFF/COG/VRT or a folder of single-band files.
         output: the GeoTIFF to write (replaced atomically when complete; never the input, never a device).
-        model: an encoder (default: loaded from *weights*).
-        weights: see :func:`~torchgeo_smarties.inference.weights.load_encoder` (ignored with *model*, except as
-            its label).
-        bands: band ids per channel (``'sentinel2:B02,...'`` or a preset name).
-        sensor: a preset naming the channels (``'sentinel2_l2a'``).
-        stats: a statistics file (:func:`~torchgeo_smarties.transforms.compute_statistics`).
-        norm: statistics preset, or ``'none'`` for already-normalised input (default: from the bands).
-        normalizer: a callable (1, C, h, w) → (1, C, h, w) used instead of *stats*/*norm*.
-        tile: tile size in px (positive multiple of 16).
-        overlap: overlap in px (multiple of 16, smaller than *tile*).
-        batch_size: tiles per forward pass (>= 1).
-        num_workers: DataLoader workers (>= 0; default :func:`default_num_workers`).
+        model: an encoder (default: loaded from the ``weights`` option).
         device: torch device (``cpu``, ``cuda``, ``cuda:N``, ``mps``; checked for availability).
-        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast.
-        dtype: output data type (``'float32'`` or ``'float16'``).
-        layer: block whose output is written (default the last; negative counts from the end; must exist).
-        final_norm: apply the encoder's final LayerNorm (default False, the release's ``all_tokens``).
         resume: continue an interrupted run of the same command (byte-identical result); refused with a
             :class:`~torchgeo_smarties.errors.ResumeError` naming what changed if the input, normalisation,
             weights or options differ.
-        require_crs: refuse rasters without a CRS (default: warn).
         preview: also write a PNG (true colour | PCA-RGB of the embeddings).
-        num_heads: heads of a custom-size checkpoint.
-        compress: GeoTIFF compression (deflate, zstd, lzw, lzma, packbits, none).
         progress: show a progress bar.
         on_batch: called with (tiles done, total) after each check-pointed batch.
         log: where messages go.
+        **options: the keywords of :class:`~torchgeo_smarties.inference.job.EmbedKeywords`, each with its
+            default: bands and normalisation (``bands``, ``sensor``, ``stats``, ``norm``, ``normalizer``,
+            ``require_crs``: :class:`~torchgeo_smarties.inference.job.SourceKeywords`), weights (``weights``,
+            ``num_heads``, ``precision``), tiling (``tile`` = 224, ``overlap`` = 32, ``batch_size`` = 8,
+            ``num_workers``, ``compress`` = ``'deflate'``) and the dense output (``dtype`` = ``'float32'``,
+            ``layer`` = -1, ``final_norm`` = False).
 
     Returns:
         An :class:`EmbedResult`.
 
     Raises:
+        TypeError: for an unknown keyword.
         OptionError, DeviceError: for an invalid option (before anything is read).
         InputError, BandCountError, UnknownPresetError, UnknownBandError, CheckpointError: on bad input, before
             anything is written.
@@ -294,16 +279,10 @@ def embed_raster(
             one.
         DiskFullError: if the disk fills up while writing.
     """
-    tiling = TilingOptions(tile, overlap, batch_size, num_workers, compress)
-    encoder = EncoderSpec(weights, model, num_heads, device, precision)
-    dense = DenseOptions(dtype, layer, final_norm)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
-        return embed_job(job, output, encoder, tiling, dense, preview=preview, resume=resume, progress=progress,
-                         on_batch=on_batch, log=log)
-    finally:
-        job.close()
+    opts = RasterOptions.from_keywords(options, EmbedKeywords, caller='embed_raster', model=model, device=device)
+    with opts.open(input) as job:
+        return embed_job(job, output, opts.encoder, opts.tiling, opts.dense, preview=preview, resume=resume,
+                         progress=progress, on_batch=on_batch, log=log)
 
 
 def check_vector_output(path: Path) -> None:
@@ -348,7 +327,7 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
                     valid = token_validity(mask, plan, tuple(x.shape), model.patch_size)
                     xd = x.to(dev)
                     md = mask.to(dev) if mask is not None else None
-                    with autocast(dev, encoder.precision):  # type: ignore[arg-type]
+                    with autocast(dev, encoder.precision):
                         feats = model.forward_features(xd, bands=plan, band_mask=md).float().cpu()
                     if pool == 'cls':
                         vec = feats[:, 0]
@@ -381,22 +360,11 @@ def pool_raster(
     output: str | os.PathLike[str],
     *,
     model: SMARTIESViT | None = None,
-    weights: str | None = None,
-    bands: str | None = None,
-    sensor: str | None = None,
-    stats: str | os.PathLike[str] | None = None,
-    norm: str | None = None,
-    normalizer: Callable[[Tensor], Tensor] | None = None,
-    tile: int = 224,
-    pool: Literal['mean', 'cls'] = 'mean',
-    batch_size: int = 8,
-    num_workers: int | None = None,
     device: str | torch.device = 'cpu',
-    precision: Precision = 'fp32',
-    require_crs: bool = False,
-    num_heads: int | None = None,
+    pool: Literal['mean', 'cls'] = 'mean',
     progress: bool = True,
     log: Callable[[str], None] = print,
+    **options: Unpack[PoolKeywords],
 ) -> EmbedResult:
     """One embedding per non-overlapping tile, with its footprint polygon, as GeoParquet (or CSV).
 
@@ -407,20 +375,28 @@ def pool_raster(
     rotated or sheared grids). GeoParquet falls back to CSV with a message when geopandas/pyarrow are missing.
     Tiles with no valid pixel are skipped. The output is locked for the run and written atomically.
 
+    Args:
+        input: see :func:`embed_raster`.
+        output: the ``.parquet``/``.geoparquet`` or ``.csv`` file to write.
+        model: an encoder (default: loaded from the ``weights`` option).
+        device: torch device.
+        pool: ``'mean'`` or ``'cls'``.
+        progress: show a progress bar.
+        log: where messages go.
+        **options: the keywords of :class:`~torchgeo_smarties.inference.job.PoolKeywords`: those of
+            :func:`embed_raster` but for ``overlap``, ``compress`` and the dense-output ones.
+
     Raises:
+        TypeError: for an unknown keyword (``overlap``, ``dtype``, … do not apply to pooled vectors).
         OptionError: for an unknown *pool*, an output suffix other than GeoParquet/CSV, or another invalid option.
         OutputError, OutputLockedError: see :func:`embed_raster`.
     """
     check_choice('pool', pool, POOLS)
-    tiling = TilingOptions(tile, 0, batch_size, num_workers)
-    encoder = EncoderSpec(weights, model, num_heads, device, precision)
+    opts = RasterOptions.from_keywords(options, PoolKeywords, caller='pool_raster', model=model, device=device,
+                                       overlap=0)
     check_vector_output(Path(output))
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
-        return pool_job(job, output, encoder, tiling, pool, progress=progress, log=log)
-    finally:
-        job.close()
+    with opts.open(input) as job:
+        return pool_job(job, output, opts.encoder, opts.tiling, pool, progress=progress, log=log)
 
 
 def tile_footprints(source: RasterSource, windows: list[tuple[int, int, int, int]]) -> list[Any]:

@@ -2,14 +2,19 @@
 
 :func:`~torchgeo_smarties.inference.embed_raster`, :func:`~torchgeo_smarties.inference.pool_raster`,
 :func:`~torchgeo_smarties.inference.predict_raster` and
-:func:`~torchgeo_smarties.inference.distributed.embed_raster_distributed` keep their keyword APIs; each builds
+:func:`~torchgeo_smarties.inference.distributed.embed_raster_distributed` keep their keyword APIs. The keywords
+they share are declared once, as typed dicts (:class:`SourceKeywords`, :class:`EncoderKeywords`,
+:class:`ReadKeywords`, :class:`TilingKeywords`, :class:`DenseKeywords` and their unions :class:`PoolKeywords`,
+:class:`PredictKeywords`, :class:`EmbedKeywords`, taken as ``**options``), and :meth:`RasterOptions.from_keywords` is
+the one place that turns them into the parameter objects:
 
 * a :class:`TilingOptions` (tile, overlap, batch, workers, compression, block size),
 * an :class:`EncoderSpec` (weights or an in-memory model, heads, device, precision),
 * a :class:`DenseOptions` (what the embedding raster holds: dtype, block, final norm), and
-* an :class:`EmbedJob` (the opened source, its band ids and projection plan, the normaliser),
+* an :class:`EmbedJob` (the opened source, its band ids and projection plan, the normaliser;
+  :meth:`RasterOptions.open`),
 
-and hands them to the shared engine. Every constructor validates its values and raises a typed error
+which the wrappers hand to the shared engine. Every constructor validates its values and raises a typed error
 (:class:`~torchgeo_smarties.errors.OptionError`, :class:`~torchgeo_smarties.errors.DeviceError`) that lists the valid
 choices, so a bad option is refused before anything is read or written.
 
@@ -19,10 +24,10 @@ choices, so a bad option is refused before anything is read or written.
 import hashlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack, cast
 
 import torch
 from torch import Tensor
@@ -35,9 +40,13 @@ from .source import RasterSource, is_remote, open_source, resolve_source_bands
 if TYPE_CHECKING:
     from ..models import SMARTIESViT
 
-__all__ = ('ACCELERATORS', 'CODECS', 'DTYPES', 'POOLS', 'PRECISIONS', 'VECTOR_SUFFIXES', 'DenseOptions', 'EmbedJob',
-           'EncoderSpec', 'TilingOptions', 'check_choice', 'check_device')
+__all__ = ('ACCELERATORS', 'CODECS', 'DTYPES', 'POOLS', 'PRECISIONS', 'VECTOR_SUFFIXES', 'DenseKeywords',
+           'DenseOptions', 'EmbedJob', 'EmbedKeywords', 'EncoderKeywords', 'EncoderSpec', 'PoolKeywords', 'Precision',
+           'PredictKeywords', 'RasterOptions', 'ReadKeywords', 'SourceKeywords', 'TilingKeywords', 'TilingOptions',
+           'check_choice', 'check_device', 'keyword_names')
 
+#: An autocast precision (one of :data:`PRECISIONS`).
+Precision = Literal['fp32', 'bf16', 'fp16']
 #: Autocast precisions.
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 #: Output data types of the embedding raster.
@@ -90,6 +99,100 @@ def check_device(device: str | torch.device) -> torch.device:
     elif dev.type != 'cpu':
         raise DeviceError(f'device {str(device)!r} is not supported for inference; use cpu, cuda, cuda:N or mps')
     return dev
+
+
+class SourceKeywords(TypedDict, total=False):
+    """How a raster's channels are named and normalised (the keywords of :meth:`EmbedJob.open`).
+
+    Attributes:
+        bands: band ids per channel (``'sentinel2:B02,...'`` or a preset name); default: from the raster.
+        sensor: a preset naming the channels (``'sentinel2_l2a'``).
+        stats: a statistics file (:func:`~torchgeo_smarties.transforms.compute_statistics`).
+        norm: statistics preset, or ``'none'`` for already-normalised input (default: from the bands).
+        normalizer: a callable (1, C, h, w) → (1, C, h, w) used instead of *stats*/*norm* (picklable for
+            DataLoader workers and DDP).
+        require_crs: refuse rasters without a CRS (default False: warn).
+    """
+
+    bands: str | None
+    sensor: str | None
+    stats: str | os.PathLike[str] | None
+    norm: str | None
+    normalizer: Callable[[Tensor], Tensor] | None
+    require_crs: bool
+
+
+class EncoderKeywords(TypedDict, total=False):
+    """Which weights run and at what precision (with the wrapper's ``model`` and ``device``: an :class:`EncoderSpec`).
+
+    Attributes:
+        weights: see :func:`~torchgeo_smarties.inference.weights.load_encoder` (with an in-memory model: only its
+            label).
+        num_heads: attention heads of a custom-size checkpoint (>= 1).
+        precision: autocast precision, one of :data:`PRECISIONS` (default ``'fp32'``).
+    """
+
+    weights: str | None
+    num_heads: int | None
+    precision: Precision
+
+
+class ReadKeywords(TypedDict, total=False):
+    """How tiles are read and batched (the part of :class:`TilingOptions` every entry point takes).
+
+    Attributes:
+        tile: tile size in px, a positive multiple of 16 (default 224).
+        batch_size: tiles per forward pass (default 8).
+        num_workers: DataLoader workers (>= 0; default: one fewer than the CPU cores, at most 4).
+    """
+
+    tile: int
+    batch_size: int
+    num_workers: int | None
+
+
+class TilingKeywords(ReadKeywords, total=False):
+    """:class:`ReadKeywords` plus the overlap of neighbouring tiles and the GeoTIFF codec.
+
+    Attributes:
+        overlap: overlap in px, a multiple of 16 below *tile*; None (the default): the entry point's default (32;
+            :func:`~torchgeo_smarties.inference.predict_raster`: 0 for classification, else 32).
+        compress: GeoTIFF codec, one of :data:`CODECS` (default ``'deflate'``).
+    """
+
+    overlap: int | None
+    compress: str
+
+
+class DenseKeywords(TypedDict, total=False):
+    """What the dense embedding raster holds (a :class:`DenseOptions`).
+
+    Attributes:
+        dtype: output data type, one of :data:`DTYPES` (default ``'float32'``).
+        layer: the block whose tokens are written (default -1 = the last; negative counts from the end).
+        final_norm: apply the encoder's final LayerNorm (default False, the release's ``all_tokens``).
+    """
+
+    dtype: Literal['float32', 'float16']
+    layer: int
+    final_norm: bool
+
+
+class PoolKeywords(SourceKeywords, EncoderKeywords, ReadKeywords, total=False):
+    """The ``**options`` of :func:`~torchgeo_smarties.inference.pool_raster` (non-overlapping tiles, no raster)."""
+
+
+class PredictKeywords(SourceKeywords, EncoderKeywords, TilingKeywords, total=False):
+    """The ``**options`` of :func:`~torchgeo_smarties.inference.predict_raster`."""
+
+
+class EmbedKeywords(PredictKeywords, DenseKeywords, total=False):
+    """The ``**options`` of :func:`~torchgeo_smarties.inference.embed_raster`, of the DDP path and of a batch job."""
+
+
+def keyword_names(keywords: type) -> frozenset[str]:
+    """The keys a :class:`~typing.TypedDict` such as :class:`EmbedKeywords` declares (its own and inherited)."""
+    return frozenset(getattr(keywords, '__required_keys__')) | frozenset(getattr(keywords, '__optional_keys__'))
 
 
 @dataclass(frozen=True)
@@ -200,7 +303,7 @@ class EncoderSpec:
     model: 'SMARTIESViT | None' = field(default=None, compare=False)
     num_heads: int | None = None
     device: str | torch.device = 'cpu'
-    precision: str = 'fp32'
+    precision: Precision = 'fp32'
 
     def __post_init__(self) -> None:
         check_choice('precision', self.precision, PRECISIONS)
@@ -251,7 +354,8 @@ def _default_channels(source: RasterSource, bands: str | None, sensor: str | Non
 class EmbedJob:
     """One raster to run: the opened source, its band ids, the projection plan and the normaliser.
 
-    Build it with :meth:`open`. ``stats``/``norm`` are kept as labels for the run's tags and fingerprint.
+    Build it with :meth:`open` (a context manager: ``with EmbedJob.open(...) as job:`` closes the source).
+    ``stats``/``norm`` are kept as labels for the run's tags and fingerprint.
     """
 
     input: str
@@ -263,28 +367,35 @@ class EmbedJob:
     norm: str | None = None
 
     @classmethod
-    def open(cls, input: str | os.PathLike[str], *, bands: str | None = None, sensor: str | None = None,
-             stats: str | os.PathLike[str] | None = None, norm: str | None = None,
-             normalizer: Callable[[Tensor], Tensor] | None = None, require_crs: bool = False,
-             policy: Any = 'linear', out_of_range: Any = 'error') -> 'EmbedJob':
+    def open(cls, input: str | os.PathLike[str], *, policy: Any = 'linear', out_of_range: Any = 'error',
+             **source: Unpack[SourceKeywords]) -> 'EmbedJob':
         """Open *input*, name its bands, plan them (*policy*, *out_of_range*) and build the normaliser.
+
+        Args:
+            input: a raster path, URL or STAC item (:func:`~torchgeo_smarties.inference.source.open_source`).
+            policy: the planning policy (:func:`~torchgeo_smarties.spectrum.plan_bands`).
+            out_of_range: what planning does with bands outside the learned spectrum.
+            **source: the keywords of :class:`SourceKeywords` (bands, sensor, stats, norm, normalizer,
+                require_crs).
 
         Raises:
             InputError, BandCountError, UnknownPresetError, UnknownBandError: for a bad input or band list.
         """
-        source = open_source(input, require_crs=require_crs)
+        bands, sensor, stats = source.get('bands'), source.get('sensor'), source.get('stats')
+        normalizer, norm = source.get('normalizer'), source.get('norm')
+        src = open_source(input, require_crs=source.get('require_crs', False))
         try:
-            source = _default_channels(source, bands, sensor)
-            band_ids = resolve_source_bands(source, bands, sensor)
+            src = _default_channels(src, bands, sensor)
+            band_ids = resolve_source_bands(src, bands, sensor)
             plan = plan_bands(band_ids, policy, out_of_range)
             if normalizer is None:
                 from ..transforms import make_normalizer
 
-                normalizer = make_normalizer(band_ids, stats, norm, source)
+                normalizer = make_normalizer(band_ids, stats, norm, src)
         except BaseException:
-            source.close()
+            src.close()
             raise
-        return cls(str(input), source, band_ids, plan, normalizer, None if stats is None else str(stats), norm)
+        return cls(str(input), src, band_ids, plan, normalizer, None if stats is None else str(stats), norm)
 
     def input_files(self) -> list[Path]:
         """Every local file the run reads (the raster files, VRT sources, sidecars); remote inputs are not files."""
@@ -313,3 +424,71 @@ class EmbedJob:
     def close(self) -> None:
         """Close the source's file handles."""
         self.source.close()
+
+    def __enter__(self) -> 'EmbedJob':
+        """Use the job in a ``with`` block: its source is closed when the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the source (:meth:`close`)."""
+        self.close()
+
+
+@dataclass(frozen=True)
+class RasterOptions:
+    """Everything an entry point needs besides its input and output, built from its keywords in one place.
+
+    Attributes:
+        source: the keywords :meth:`open` passes to :meth:`EmbedJob.open`.
+        encoder: the encoder to run.
+        tiling: how tiles are cut, batched and written.
+        dense: what a dense embedding raster holds (unused by pooling and prediction).
+
+    Example:
+        >>> opts = RasterOptions.from_keywords({'tile': 64, 'overlap': 0, 'weights': 'demo'}, EmbedKeywords)
+        >>> opts.tiling.tile, opts.tiling.overlap, opts.encoder.precision
+        (64, 0, 'fp32')
+    """
+
+    source: SourceKeywords
+    encoder: EncoderSpec
+    tiling: TilingOptions
+    dense: DenseOptions = field(default_factory=DenseOptions)
+
+    @classmethod
+    def from_keywords(cls, options: Mapping[str, Any], accepted: type = EmbedKeywords, *, caller: str = 'embed_raster',
+                      model: 'SMARTIESViT | None' = None, device: str | torch.device = 'cpu',
+                      overlap: int = 32) -> 'RasterOptions':
+        """Validate *options* (the ``**options`` of an entry point) and build the parameter objects.
+
+        Args:
+            options: keywords declared by *accepted*; a missing one takes its documented default.
+            accepted: the :class:`~typing.TypedDict` of keywords the entry point takes (:class:`EmbedKeywords`,
+                :class:`PredictKeywords`, :class:`PoolKeywords`).
+            caller: the entry point's name, for the error of an unknown keyword.
+            model: an in-memory encoder (:attr:`EncoderSpec.model`).
+            device: the torch device (:attr:`EncoderSpec.device`).
+            overlap: the overlap used when *options* gives none (or None).
+
+        Raises:
+            TypeError: for a keyword *accepted* does not declare (as Python does for a misspelt argument).
+            OptionError, DeviceError: for an invalid value, before anything is read.
+        """
+        unknown = sorted(set(options) - keyword_names(accepted))
+        if unknown:
+            raise TypeError(f'{caller}() got an unexpected keyword argument {unknown[0]!r}')
+        given = {k: v for k, v in options.items() if not (k == 'overlap' and v is None)}
+        tiling = TilingOptions(**{'overlap': overlap, **_pick(given, TilingKeywords)})
+        encoder = EncoderSpec(model=model, device=device, **_pick(given, EncoderKeywords))
+        dense = DenseOptions(**_pick(given, DenseKeywords))
+        return cls(cast(SourceKeywords, _pick(given, SourceKeywords)), encoder, tiling, dense)
+
+    def open(self, input: str | os.PathLike[str]) -> EmbedJob:
+        """:meth:`EmbedJob.open` of *input* with :attr:`source` (use it as ``with options.open(path) as job:``)."""
+        return EmbedJob.open(input, **self.source)
+
+
+def _pick(options: Mapping[str, Any], keywords: type) -> dict[str, Any]:
+    """The items of *options* that the :class:`~typing.TypedDict` *keywords* declares."""
+    keys = keyword_names(keywords)
+    return {k: v for k, v in options.items() if k in keys}

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import torch
@@ -17,9 +17,9 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError, InputError
 from ..models import SMARTIESViT, load_checkpoint
-from .embed import Precision, autocast, for_model, token_validity
+from .embed import autocast, for_model, token_validity
 from .engine import OutputSpec, TiledRun, run_tiled, state_fingerprint
-from .job import EmbedJob, EncoderSpec, TilingOptions, check_choice
+from .job import EmbedJob, EncoderSpec, PredictKeywords, RasterOptions, TilingOptions, check_choice
 from .outputs import OutputLock, check_outputs
 from .tiling import TileGrid
 
@@ -90,28 +90,15 @@ def predict_raster(
     model: nn.Module | None = None,
     checkpoint: str | None = None,
     head: str | nn.Module | None = None,
-    weights: str | None = None,
     encoder: SMARTIESViT | None = None,
     mode: Mode | None = None,
     classes: Sequence[str] | None = None,
-    bands: str | None = None,
-    sensor: str | None = None,
-    stats: str | os.PathLike[str] | None = None,
-    norm: str | None = None,
-    normalizer: Callable[[Tensor], Tensor] | None = None,
-    tile: int = 224,
-    overlap: int | None = None,
-    batch_size: int = 8,
-    num_workers: int | None = None,
     device: str | torch.device = 'cpu',
-    precision: Precision = 'fp32',
     resume: bool = False,
-    require_crs: bool = False,
-    num_heads: int | None = None,
-    compress: str = 'deflate',
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = print,
+    **options: Unpack[PredictKeywords],
 ) -> PredictResult:
     """Class ids (uint8 + colour table, nodata 255) and probabilities (float32) of a fine-tuned model.
 
@@ -129,7 +116,26 @@ def predict_raster(
     Writes ``OUTPUT`` (class ids) and ``<OUTPUT stem>_probs.tif``, both locked for the run and moved into place
     atomically. A thin wrapper building the parameter objects of :mod:`~torchgeo_smarties.inference.job`.
 
+    Args:
+        input: see :func:`~torchgeo_smarties.inference.embed_raster`.
+        output: the class-id GeoTIFF to write (the probabilities go next to it, :func:`probabilities_path`).
+        model: a module mapping tiles to logits.
+        checkpoint: a Lightning checkpoint of a segmentation or classification task.
+        head: a linear head file or module applied to *encoder*'s tokens.
+        encoder: the encoder of *head* (default: loaded from the ``weights`` option).
+        mode: ``'segmentation'`` or ``'classification'`` (default: from the checkpoint, else segmentation).
+        classes: class names (band descriptions and tags; default ``class_<k>``).
+        device: torch device.
+        resume: continue an interrupted run of the same command.
+        progress: show a progress bar.
+        on_batch: called with (tiles done, total) after each check-pointed batch.
+        log: where messages go.
+        **options: the keywords of :class:`~torchgeo_smarties.inference.job.PredictKeywords`: bands and
+            normalisation, ``weights``/``num_heads``/``precision`` of *encoder*, and the tiling (``overlap``
+            defaults to 0 for classification, else 32).
+
     Raises:
+        TypeError: for an unknown keyword.
         OptionError, DeviceError: for an invalid option (before anything is read).
         InputError, CheckpointError, BandCountError: on bad input, before anything is written.
         OutputError, OutputLockedError, ResumeError, DiskFullError: see
@@ -139,16 +145,13 @@ def predict_raster(
         raise InputError('give exactly one of --checkpoint (Lightning task) or --head (with --weights), or model=')
     if mode is not None:
         check_choice('mode', mode, MODES)
-    # the overlap default depends on the mode, known once the model is loaded: validate with the explicit value
-    tiling = TilingOptions(tile, 0 if overlap is None else overlap, batch_size, num_workers, compress)
-    spec = EncoderSpec(weights, encoder, num_heads, device, precision)
-    job = EmbedJob.open(input, bands=bands, sensor=sensor, stats=stats, norm=norm, normalizer=normalizer,
-                        require_crs=require_crs)
-    try:
-        return _predict(job, Path(output), _ModelChoice(model, checkpoint, head, mode, classes), spec, tiling,
-                        overlap is None, resume=resume, progress=progress, on_batch=on_batch, log=log)
-    finally:
-        job.close()
+    # the overlap default depends on the mode, known once the model is loaded: validate with an explicit value
+    opts = RasterOptions.from_keywords(options, PredictKeywords, caller='predict_raster', model=encoder,
+                                       device=device, overlap=0)
+    with opts.open(input) as job:
+        return _predict(job, Path(output), _ModelChoice(model, checkpoint, head, mode, classes), opts.encoder,
+                        opts.tiling, options.get('overlap') is None, resume=resume, progress=progress,
+                        on_batch=on_batch, log=log)
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ def _predict(job: EmbedJob, out: Path, choice: _ModelChoice, spec: EncoderSpec, 
     def fn(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         xd = x.to(dev, non_blocking=True)
         md = mask.to(dev) if mask is not None else None
-        with autocast(dev, precision):  # type: ignore[arg-type]
+        with autocast(dev, precision):
             logits = _call(net, xd, md).float()
         p = logits.softmax(1)
         h, w = x.shape[-2] // scale, x.shape[-1] // scale
