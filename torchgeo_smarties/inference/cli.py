@@ -68,7 +68,7 @@ def _common(p: argparse.ArgumentParser, many: bool = False) -> None:
     g.add_argument('--resume', action='store_true', help='continue an interrupted run (byte-identical result)')
     g.add_argument('--require-crs', action='store_true', help='refuse rasters without a CRS (default: warn)')
     g.add_argument('--compress', default=None, type=str.lower, choices=('deflate', 'zstd', 'lzw', 'lzma', 'packbits',
-                   'none'), help='GeoTIFF compression (default deflate, level 1, floating-point predictor)')
+                   'none'), help='GeoTIFF compression (default zstd; zstd and deflate at level 1, float predictor)')
 
 
 def build_embed_parser() -> argparse.ArgumentParser:

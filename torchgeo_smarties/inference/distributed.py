@@ -50,7 +50,16 @@ from .engine import (
     unwrap_worker_error,
     worker_init,
 )
-from .job import ACCELERATORS, EmbedJob, EmbedKeywords, Precision, RasterOptions, TilingOptions, check_choice
+from .job import (
+    ACCELERATORS,
+    DEFAULT_CODEC,
+    EmbedJob,
+    EmbedKeywords,
+    Precision,
+    RasterOptions,
+    TilingOptions,
+    check_choice,
+)
 from .outputs import OutputLock, atomic_target, check_outputs
 from .source import RasterSource
 from .tiling import TileGrid
@@ -173,7 +182,7 @@ def _as_accumulator(mm: np.ndarray, y0: int) -> BlendAccumulator:
 
 
 def merge_rank_sums(work: Path, grid: TileGrid, source: RasterSource, spec: OutputSpec, world: int,
-                    compress: str = 'deflate', block_size: int = 64) -> Path:
+                    compress: str = DEFAULT_CODEC, block_size: int = 64) -> Path:
     """Add the per-rank sums, divide by the summed weights, write *spec* atomically, and remove *work*.
 
     Raises:

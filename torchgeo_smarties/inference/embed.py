@@ -262,7 +262,7 @@ def embed_raster(
             default: bands and normalisation (``bands``, ``sensor``, ``stats``, ``norm``, ``normalizer``,
             ``require_crs``: :class:`~torchgeo_smarties.inference.job.SourceKeywords`), weights (``weights``,
             ``num_heads``, ``precision``), tiling (``tile`` = 224, ``overlap`` = 32, ``batch_size`` = 8,
-            ``num_workers``, ``compress`` = ``'deflate'``) and the dense output (``dtype`` = ``'float32'``,
+            ``num_workers``, ``compress`` = ``'zstd'``) and the dense output (``dtype`` = ``'float32'``,
             ``layer`` = -1, ``final_norm`` = False).
 
     Returns:

@@ -40,11 +40,14 @@ from .source import RasterSource, is_remote, open_source, resolve_source_bands
 if TYPE_CHECKING:
     from ..models import SMARTIESViT
 
-__all__ = ('ACCELERATORS', 'CODECS', 'DTYPES', 'POOLS', 'PRECISIONS', 'VECTOR_SUFFIXES', 'DenseKeywords',
-           'DenseOptions', 'EmbedJob', 'EmbedKeywords', 'EncoderKeywords', 'EncoderSpec', 'PoolKeywords', 'Precision',
-           'PredictKeywords', 'RasterOptions', 'ReadKeywords', 'SourceKeywords', 'TilingKeywords', 'TilingOptions',
-           'check_choice', 'check_device', 'keyword_names')
+__all__ = ('ACCELERATORS', 'CODECS', 'DEFAULT_CODEC', 'DTYPES', 'POOLS', 'PRECISIONS', 'VECTOR_SUFFIXES',
+           'DenseKeywords', 'DenseOptions', 'EmbedJob', 'EmbedKeywords', 'EncoderKeywords', 'EncoderSpec',
+           'PoolKeywords', 'Precision', 'PredictKeywords', 'RasterOptions', 'ReadKeywords', 'SourceKeywords',
+           'TilingKeywords', 'TilingOptions', 'check_choice', 'check_device', 'keyword_names')
 
+#: GeoTIFF codec of the outputs when none is given: zstd level 1 with the floating-point predictor (about half the
+#: CPU time of deflate level 1 for 768 float32 bands at the same size; readable by GDAL >= 2.3, rasterio, QGIS).
+DEFAULT_CODEC = 'zstd'
 #: An autocast precision (one of :data:`PRECISIONS`).
 Precision = Literal['fp32', 'bf16', 'fp16']
 #: Autocast precisions.
@@ -216,7 +219,7 @@ class TilingOptions:
     overlap: int = 32
     batch_size: int = 8
     num_workers: int | None = None
-    compress: str = 'deflate'
+    compress: str = DEFAULT_CODEC
     block_size: int = 64
     checkpoint_seconds: float = 10.0
 
