@@ -62,6 +62,19 @@ class _OptimMixin:
 
 
 class _EncoderMaskMixin(BandMaskMixin):
+    hparams: Any
+    weights: Any
+
+    def _build_model(self, num_outputs: int) -> None:
+        """Set ``self.model``: the SMARTIES classifier/regressor of the task's hyper-parameters."""
+        hp = self.hparams
+        self.model = build_classifier(
+            hp['model'], self.weights, hp['in_channels'], num_outputs,
+            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
+            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
+            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
+        )
+
     def forward_masked(self, x: Tensor, band_mask: Tensor) -> Tensor:
         """The encoder (+ head) with ``band_mask=``; fusion models take no band mask."""
         if isinstance(self.model, SMARTIESFusion):
@@ -150,13 +163,7 @@ class SMARTIESClassification(_OptimMixin, _EncoderMaskMixin, Classification):  #
 
     def configure_models(self) -> None:
         """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
-        hp = self.hparams
-        self.model = build_classifier(
-            hp['model'], self.weights, hp['in_channels'], hp['num_classes'] or hp['num_labels'] or 1,
-            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
-            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
-            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
-        )
+        self._build_model(self.hparams['num_classes'] or self.hparams['num_labels'] or 1)
 
 
 class SMARTIESRegression(_OptimMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
@@ -213,10 +220,4 @@ class SMARTIESRegression(_OptimMixin, _EncoderMaskMixin, Regression):  # type: i
 
     def configure_models(self) -> None:
         """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
-        hp = self.hparams
-        self.model = build_classifier(
-            hp['model'], self.weights, hp['in_channels'], hp['num_outputs'],
-            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
-            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
-            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
-        )
+        self._build_model(self.hparams['num_outputs'])
