@@ -31,6 +31,7 @@ __all__ = (
     'ModelConfigError',
     'NoStatisticsError',
     'NormalizationError',
+    'NormalizationMismatchWarning',
     'OptionError',
     'OutOfSpectrumError',
     'OutputError',
@@ -248,3 +249,6 @@ class DatasetRootError(InputError):
 # --- models
 class ModelConfigError(SmartiesError):
     """An encoder/decoder architecture is invalid (e.g. ``embed_dim`` not divisible by ``num_heads``)."""
+# --- tasks
+class NormalizationMismatchWarning(UserWarning):
+    """A task's data normalisation differs from the one its SMARTIES weights were pretrained with."""

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tasks_synthetic import SyntheticDataModule, run_all
 
-from torchgeo_smarties.errors import BandCountError, CheckpointError, ImageSizeError, UnknownPresetError
+from torchgeo_smarties.errors import BandCountError, CheckpointError, ImageSizeError, InputError, UnknownPresetError
 from torchgeo_smarties.models import SMARTIESViT
 from torchgeo_smarties.tasks import (
     SMARTIESClassification,
@@ -115,6 +115,12 @@ def test_fusion_strategies_and_determinism() -> None:
         assert not torch.allclose(mix(x), mix(x))
     with pytest.raises(ImageSizeError, match='co-registered on the same grid'):
         concat.forward_pair(a, torch.randn(2, 12, 48, 48))
+    # a batch-size mismatch is not a grid problem: InputError (not ImageSizeError), as in CrossSensorMixup
+    with pytest.raises(InputError, match='the pair has different batch sizes: 2 and 3') as info:
+        concat.forward_pair(a, torch.randn(3, 12, 32, 32))
+    assert not isinstance(info.value, ImageSizeError)
+    with pytest.raises(BandCountError, match='image b has 13 channels but bands_b lists 12 bands'):
+        mix.forward_pair(a, torch.randn(2, 13, 32, 32))
     with pytest.raises(BandCountError, match='2 .* \\+ 12 .* = 14'):
         concat(torch.randn(2, 13, 32, 32))
 

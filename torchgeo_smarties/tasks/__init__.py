@@ -33,6 +33,7 @@ from .heads import (
     default_layer_indices,
     linear_probe_head,
 )
+from .normalization_check import NormalizationCheck, NormalizationCheckMixin
 from .paired_data import PairedDataModule, PairedRasterDataset, TorchGeoPairedDataset, collate_pairs
 from .pretraining import SMARTIESPretraining, effective_lr, warmup_cosine
 from .segmentation import SMARTIESSemanticSegmentation
@@ -40,6 +41,8 @@ from .segmentation import SMARTIESSemanticSegmentation
 __all__ = (
     'DEFAULT_SCALES',
     'FusionStrategy',
+    'NormalizationCheck',
+    'NormalizationCheckMixin',
     'PairedDataModule',
     'PairedRasterDataset',
     'SMARTIESBigEarthNetDataModule',

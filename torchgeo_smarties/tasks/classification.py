@@ -29,6 +29,7 @@ from ._build import HeadKind, Weights, build_classifier
 from .band_masks import BandMaskMixin
 from .evaluation import param_groups_lrd
 from .fusion import FusionStrategy, SMARTIESFusion
+from .normalization_check import NormalizationCheckMixin
 
 try:  # torchgeo >= 0.10
     from torchgeo.tasks import Classification, Regression
@@ -86,7 +87,7 @@ class _EncoderMaskMixin(BandMaskMixin):
         return out
 
 
-class SMARTIESClassification(_OptimMixin, _EncoderMaskMixin, Classification):  # type: ignore[misc]
+class SMARTIESClassification(_OptimMixin, NormalizationCheckMixin, _EncoderMaskMixin, Classification):  # type: ignore[misc]
     """torchgeo ``Classification`` with a SMARTIES encoder, band sets, release-format weights and fusion.
 
     .. versionadded:: 0.1
@@ -166,7 +167,7 @@ class SMARTIESClassification(_OptimMixin, _EncoderMaskMixin, Classification):  #
         self._build_model(self.hparams['num_classes'] or self.hparams['num_labels'] or 1)
 
 
-class SMARTIESRegression(_OptimMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
+class SMARTIESRegression(_OptimMixin, NormalizationCheckMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
     """torchgeo ``Regression`` (image → value(s)) with a SMARTIES encoder; arguments as :class:`SMARTIESClassification`.
 
     .. versionadded:: 0.1
