@@ -167,3 +167,11 @@ def test_fusion_pair_batch_sizes() -> None:
                             'sentinel2_l2a', 'concat')
     with pytest.raises(InputError, match='different batch sizes: 2 and 1'):
         fusion.forward_pair(torch.randn(2, 2, 32, 32), torch.randn(1, 12, 32, 32))
+
+
+# class: torchgeo regression-backbone arguments given to the SMARTIES regressor (refused, not ignored)
+def test_regression_unused_torchgeo_arguments() -> None:
+    from torchgeo_smarties.tasks import SMARTIESRegression
+
+    with pytest.raises(InputError, match="does not use freeze_decoder .torchgeo's pixel-wise regression"):
+        SMARTIESRegression(model='smarties_robust_tiny', in_channels=12, freeze_decoder=True)

@@ -125,6 +125,31 @@ def test_fusion_strategies_and_determinism() -> None:
         concat(torch.randn(2, 13, 32, 32))
 
 
+def test_torchgeo_arguments_pass_through() -> None:
+    # the SMARTIES arguments are declared once; torchgeo's come through **kwargs, typed for jsonargparse
+    from jsonargparse import ArgumentParser
+
+    from torchgeo_smarties.tasks.cli import build_cli
+
+    for cls, torchgeo_args in ((SMARTIESClassification, {'num_classes', 'loss', 'task', 'patience'}),
+                               (SMARTIESRegression, {'num_outputs', 'loss', 'patience'})):
+        parser = ArgumentParser()
+        parser.add_class_arguments(cls, 'm')
+        keys = {a.dest.split('.', 1)[1] for a in parser._actions if a.dest.startswith('m.')}
+        assert torchgeo_args | {'head', 'fusion', 'bands', 'layer_decay', 'weight_decay'} <= keys, cls
+    cli = build_cli(['--config', 'eurosat_classification', '--model.init_args.weights', 'null',
+                     '--model.init_args.model', 'smarties_test_d2.eurosat', '--model.init_args.num_classes', '7',
+                     '--model.init_args.loss', 'focal', '--trainer.accelerator', 'cpu', '--trainer.logger', 'false'],
+                    run=False)
+    hp = cli.model.hparams
+    assert (hp['num_classes'], hp['loss'], hp['layer_decay'], hp['head']) == (7, 'focal', 0.75, 'linear')
+    assert cli.model.model.get_classifier().out_features == 7
+    with pytest.raises(TypeError):  # a misspelt torchgeo argument still fails in torchgeo's signature
+        SMARTIESClassification(model='smarties_test_d2', in_channels=12, num_clases=3)
+    with pytest.raises(InputError, match='SMARTIESRegression does not use backbone, num_filters'):
+        SMARTIESRegression(model='smarties_test_d2', in_channels=12, backbone='resnet18', num_filters=8)
+
+
 def test_task_errors(tmp_path: Path) -> None:
     with pytest.raises(BandCountError, match="in_channels=12 but bands='eurosat' has 13 bands"):
         SMARTIESClassification(model='smarties_test_d2', bands='eurosat', in_channels=12, num_classes=2)
