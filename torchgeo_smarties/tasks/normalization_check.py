@@ -274,9 +274,11 @@ class NormalizationCheckMixin:
     """
 
     def configure_callbacks(self) -> Sequence[Callback] | Callback:
-        """The parent's callbacks plus a :class:`NormalizationCheck` (it replaces one already in the trainer)."""
+        """The parent's callbacks plus a :class:`NormalizationCheck`, unless the trainer already runs one."""
         parent = super().configure_callbacks()  # type: ignore[misc]
         callbacks = [parent] if isinstance(parent, Callback) else list(parent)
-        if not any(isinstance(cb, NormalizationCheck) for cb in callbacks):
+        trainer = getattr(self, '_trainer', None)
+        present = [*callbacks, *(getattr(trainer, 'callbacks', None) or [])]
+        if not any(isinstance(cb, NormalizationCheck) for cb in present):
             callbacks.append(NormalizationCheck())
         return callbacks
