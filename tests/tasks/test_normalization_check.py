@@ -17,7 +17,12 @@ from torchgeo.tasks import Classification
 
 from torchgeo_smarties.errors import NormalizationMismatchWarning
 from torchgeo_smarties.models import SMARTIESBase16_Weights, SMARTIESTiny16_Weights
-from torchgeo_smarties.tasks import NormalizationCheck, SMARTIESClassification, SMARTIESEuroSATDataModule
+from torchgeo_smarties.tasks import (
+    NormalizationCheck,
+    SMARTIESClassification,
+    SMARTIESEuroSATDataModule,
+    smarties_normalize_for,
+)
 from torchgeo_smarties.tasks.normalization_check import normalization_mismatch
 from torchgeo_smarties.transforms import SmartiesNormalize
 
@@ -145,6 +150,9 @@ def test_mismatch_rules() -> None:
     assert normalization_mismatch(DEMO, [SmartiesNormalize([0.0], [1.0], [0.5], [0.2], bands=['sentinel1:VV'])],
                                   where) is None
     assert normalization_mismatch(DEMO, [SmartiesNormalize.from_preset('eurosat')], where) is None
+    # ... also assembled band by band from presets (the SMARTIES BigEarthNet / SEN12MS data modules)
+    mixed = smarties_normalize_for(['sentinel1:VV', 'sentinel2:B04', 'sentinel2:B8A'], 'bigearthnet_s2')
+    assert mixed.method != 'preset' and normalization_mismatch(DEMO, [mixed], where) is None
     # the clip is part of the normalisation: the same affine map without it differs
     zscore = SmartiesNormalize.from_preset('sentinel2_l1c', mode='zscore')
     assert "differs from the weights' normalisation" in (normalization_mismatch(DEMO, [zscore], where) or '')

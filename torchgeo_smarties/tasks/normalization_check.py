@@ -15,9 +15,10 @@ adds it to every run; with torchgeo's own tasks pass ``callbacks=[NormalizationC
 What counts as the same normalisation:
 
 * a :class:`~torchgeo_smarties.transforms.SmartiesNormalize` (or a weights member's ``transforms``)
-  built from a release statistics preset (``from_preset``: the release fine-tunes with per-dataset
-  statistics such as ``'eurosat'``), or whose statistics agree with the member's on the bands both
-  name (no band in common: a new sensor, nothing to compare);
+  with a release statistics preset's statistics for each of its bands (``from_preset``,
+  :func:`~torchgeo_smarties.tasks.smarties_normalize_for`, the SMARTIES data modules: the release fine-tunes
+  with per-dataset statistics such as ``'eurosat'``), or whose statistics agree with the member's on the
+  bands both name (no band in common: a new sensor, nothing to compare);
 * any other step (``K.Normalize``, ``SmartiesNormalize(mode='zscore')``) only if it maps probe values
   across and beyond each band's [p1, p99] range like the member's normalisation does, within
   :data:`RTOL`/:data:`ATOL` — ``K.Normalize`` cannot reproduce the clip, so it always differs.
@@ -31,6 +32,8 @@ No step at all, two normalisation steps, or a channel count that does not fit th
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +46,7 @@ from torch import Tensor, nn
 from ..errors import NormalizationMismatchWarning, SmartiesError
 from ..models.weights import SMARTIESWeightsEnum, SmartiesWeightsTransforms, resolve_weights_arg
 from ..transforms import SmartiesNormalize
+from ..transforms.stats import list_stats_presets, preset_stats
 
 __all__ = ('ATOL', 'RTOL', 'NormalizationCheck', 'NormalizationCheckMixin', 'normalization_mismatch', 'weights_member')
 
@@ -82,6 +86,37 @@ def _normalizers(obj: Any) -> list[nn.Module] | None:
         inner = _normalizers(child)
         found.extend(inner or [])
     return found
+
+
+@functools.cache
+def _release_band_stats() -> dict[str, set[tuple[float, float, float, float]]]:
+    """(p1, p99, mean, std) of every band id in the release statistics presets."""
+    out: dict[str, set[tuple[float, float, float, float]]] = {}
+    for name in list_stats_presets():
+        stats = preset_stats(name)
+        for i, band in enumerate(stats.bands or ()):
+            out.setdefault(band, set()).add((stats.p1[i], stats.p99[i], stats.mean[i], stats.std[i]))
+    return out
+
+
+def _release_statistics(step: nn.Module) -> bool:
+    """Whether *step* is the SMARTIES normalisation with a release preset's statistics for every band it names.
+
+    ``from_preset`` normalisers, and those assembled band by band from presets (``smarties_normalize_for``).
+    """
+    if not isinstance(step, SmartiesNormalize) or step.mode != 'smarties':
+        return False
+    if step.method == 'preset':
+        return True
+    if not step.bands:
+        return False
+    known = _release_band_stats()
+    s = step.stats
+    return all(
+        any(all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(row, ref, strict=True))
+            for ref in known.get(band, ()))
+        for band, row in zip(step.bands, zip(s.p1, s.p99, s.mean, s.std, strict=True), strict=True)
+    )
 
 
 def _unwrap(step: nn.Module) -> nn.Module:
@@ -183,8 +218,8 @@ def normalization_mismatch(weights: Any, steps: Sequence[nn.Module] | None, wher
         reason = 'normalises twice: ' + ' then '.join(_describe(_unwrap(s)) for s in steps)
     else:
         step = _unwrap(steps[0])
-        if isinstance(step, SmartiesNormalize) and step.mode == 'smarties' and step.method == 'preset':
-            return None  # a release statistics preset: the release's own (per-dataset) normalisation
+        if _release_statistics(step):
+            return None  # the release's own (per-dataset) statistics
         reason = _difference(step, expected, bands)
     if reason is None:
         return None
