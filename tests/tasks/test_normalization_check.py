@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+import torchvision
 from torchgeo.datamodules import EuroSATDataModule
 from torchgeo.tasks import Classification
 
@@ -160,6 +161,8 @@ def test_mismatch_rules() -> None:
     assert 'has no normalisation step' in (normalization_mismatch(DEMO, [], where) or '')
     twice = normalization_mismatch(DEMO, [K.Normalize(0.0, 255.0), DEMO.transforms], where)
     assert twice is not None and twice.startswith("DM.aug normalises twice: K.Normalize(mean=0, std=255) (torchgeo's")
+    tv = normalization_mismatch(DEMO, [torchvision.transforms.v2.Normalize([0.0] * 13, [10000.0] * 13)], where)
+    assert tv is not None and tv.startswith('DM.aug normalises with torchvision Normalize(mean=[0, 0, 0, 0, …]')
     three = normalization_mismatch(DEMO, [K.Normalize(torch.zeros(3), torch.ones(3))], where)
     assert three is not None and 'normalises 3 channels' in three and 'is for 13 bands' in three
     # nothing to compare: no SMARTIES member, or an opaque pipeline

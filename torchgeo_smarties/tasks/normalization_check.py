@@ -19,9 +19,10 @@ What counts as the same normalisation:
   :func:`~torchgeo_smarties.tasks.smarties_normalize_for`, the SMARTIES data modules: the release fine-tunes
   with per-dataset statistics such as ``'eurosat'``), or whose statistics agree with the member's on the
   bands both name (no band in common: a new sensor, nothing to compare);
-* any other step (``K.Normalize``, ``SmartiesNormalize(mode='zscore')``) only if it maps probe values
-  across and beyond each band's [p1, p99] range like the member's normalisation does, within
-  :data:`RTOL`/:data:`ATOL` — ``K.Normalize`` cannot reproduce the clip, so it always differs.
+* any other step (kornia's or torchvision's ``Normalize``, ``SmartiesNormalize(mode='zscore')``) only
+  if it maps probe values across and beyond each band's [p1, p99] range like the member's normalisation
+  does, within :data:`RTOL`/:data:`ATOL` — a plain ``Normalize`` cannot reproduce the clip, so it always
+  differs.
 
 No step at all, two normalisation steps, or a channel count that does not fit the member's bands
 (without band ids to align by) also warn. Weights that are not a SMARTIES enum member (``None``,
@@ -39,6 +40,8 @@ from typing import Any
 
 import kornia.augmentation as K
 import torch
+import torchvision.transforms as T
+import torchvision.transforms.v2 as T2
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
@@ -77,7 +80,7 @@ def _normalizers(obj: Any) -> list[nn.Module] | None:
     """The normalisation steps inside *obj* (pre-order), or None if *obj* cannot be inspected."""
     if obj is None:
         return []
-    if isinstance(obj, (SmartiesWeightsTransforms, SmartiesNormalize, K.Normalize)):
+    if isinstance(obj, (SmartiesWeightsTransforms, SmartiesNormalize)) or _mean_std(obj) is not None:
         return [obj]
     if not isinstance(obj, nn.Module):
         return None
@@ -119,6 +122,15 @@ def _release_statistics(step: nn.Module) -> bool:
     )
 
 
+def _mean_std(step: Any) -> tuple[Tensor, Tensor] | None:
+    """(mean, std) of an affine ``(x - mean) / std`` step: kornia's or torchvision's ``Normalize``, else None."""
+    if isinstance(step, K.Normalize):
+        return _values(step.flags['mean']), _values(step.flags['std'])
+    if isinstance(step, (T.Normalize, T2.Normalize)):
+        return _values(step.mean), _values(step.std)
+    return None
+
+
 def _unwrap(step: nn.Module) -> nn.Module:
     return step.normalize if isinstance(step, SmartiesWeightsTransforms) else step
 
@@ -134,11 +146,13 @@ def _fmt(t: Any) -> str:
 
 
 def _describe(step: nn.Module) -> str:
-    if isinstance(step, K.Normalize):
-        mean, std = step.flags['mean'], step.flags['std']
-        default = bool((_values(mean) == 0).all() and (_values(std) == 255).all())
+    affine = _mean_std(step)
+    if affine is not None:
+        mean, std = affine
+        default = bool((mean == 0).all() and (std == 255).all())
         note = " (torchgeo's default: raw values / 255)" if default else ''
-        return f'K.Normalize(mean={_fmt(mean)}, std={_fmt(std)}){note}'
+        kind = 'K.Normalize' if isinstance(step, K.Normalize) else f'torchvision {type(step).__name__}'
+        return f'{kind}(mean={_fmt(mean)}, std={_fmt(std)}){note}'
     if isinstance(step, SmartiesNormalize):
         return f'SmartiesNormalize({step.stats.source or step.method}, mode={step.mode!r})'
     return type(step).__name__
@@ -146,8 +160,9 @@ def _describe(step: nn.Module) -> str:
 
 def _apply(step: nn.Module, x: Tensor) -> Tensor:
     """The normalisation *step* applied to the float64 probe *x* (1, C, 1, K) without side effects."""
-    if isinstance(step, K.Normalize):
-        mean, std = _values(step.flags['mean']), _values(step.flags['std'])
+    affine = _mean_std(step)
+    if affine is not None:
+        mean, std = affine
         return (x - mean[None, :, None, None]) / std[None, :, None, None]
     assert isinstance(step, SmartiesNormalize)
     kept = step.last_valid_mask
@@ -158,8 +173,9 @@ def _apply(step: nn.Module, x: Tensor) -> Tensor:
 
 
 def _channels(step: nn.Module) -> int:
-    if isinstance(step, K.Normalize):
-        return max(_values(step.flags['mean']).numel(), _values(step.flags['std']).numel())
+    affine = _mean_std(step)
+    if affine is not None:
+        return max(affine[0].numel(), affine[1].numel())
     assert isinstance(step, SmartiesNormalize)
     return len(step.stats)
 
@@ -213,7 +229,8 @@ def normalization_mismatch(weights: Any, steps: Sequence[nn.Module] | None, wher
     assert isinstance(expected, SmartiesNormalize)
     bands = tuple(member.meta['bands'])
     if not steps:
-        reason: str | None = 'has no normalisation step (raw values would reach the model)'
+        reason: str | None = ('has no normalisation step (none of K.Normalize, torchvision Normalize, '
+                              'SmartiesNormalize, a weights member\'s transforms: raw values would reach the model)')
     elif len(steps) > 1:
         reason = 'normalises twice: ' + ' then '.join(_describe(_unwrap(s)) for s in steps)
     else:
