@@ -31,6 +31,7 @@ __all__ = (
     'ModelConfigError',
     'NoStatisticsError',
     'NormalizationError',
+    'NormalizationMismatchWarning',
     'OptionError',
     'OutOfSpectrumError',
     'OutputError',
@@ -252,3 +253,6 @@ class ModelConfigError(SmartiesError):
 # --- inference
 class UnsupportedResumeError(ResumeError):
     """``resume`` was asked of a run that cannot continue (the multi-device DDP path); the message names the fix."""
+# --- tasks
+class NormalizationMismatchWarning(UserWarning):
+    """A task's data normalisation differs from the one its SMARTIES weights were pretrained with."""

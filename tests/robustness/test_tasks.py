@@ -156,3 +156,22 @@ def test_cli_eval_knn_wrong_root(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, err = _cli(['eval', 'knn', '--dataset', 'eurosat', '--root', str(tmp_path / 'missing'), '--weights', 'none',
                       '--model', 'smarties_robust_tiny'], capsys)
     assert code == 1 and 'is not a directory; expected the layout of torchgeo.datasets.EuroSAT' in _one_line(err)
+
+
+# class: a fusion pair whose two images have different batch sizes
+def test_fusion_pair_batch_sizes() -> None:
+    from torchgeo_smarties.models import SMARTIESViT
+    from torchgeo_smarties.tasks import SMARTIESFusion
+
+    fusion = SMARTIESFusion(SMARTIESViT(embed_dim=32, depth=1, num_heads=2, img_size=32), 'sentinel1',
+                            'sentinel2_l2a', 'concat')
+    with pytest.raises(InputError, match='different batch sizes: 2 and 1'):
+        fusion.forward_pair(torch.randn(2, 2, 32, 32), torch.randn(1, 12, 32, 32))
+
+
+# class: torchgeo regression-backbone arguments given to the SMARTIES regressor (refused, not ignored)
+def test_regression_unused_torchgeo_arguments() -> None:
+    from torchgeo_smarties.tasks import SMARTIESRegression
+
+    with pytest.raises(InputError, match="does not use freeze_decoder .torchgeo's pixel-wise regression"):
+        SMARTIESRegression(model='smarties_robust_tiny', in_channels=12, freeze_decoder=True)

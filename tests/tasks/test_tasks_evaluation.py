@@ -17,7 +17,6 @@ from torchgeo_smarties.tasks import (
     eval_cli,
     extract_features,
     knn_accuracy,
-    knn_predict,
     knn_scores,
     linear_probe_head,
     multiscale_sizes,
@@ -38,12 +37,12 @@ def test_knn_hand_computed() -> None:
     scores = knn_scores(TRAIN, LABELS, TEST, 3, k=2, temperature=0.5)
     torch.testing.assert_close(scores, torch.tensor([[math.exp(s0 / 0.5), math.exp(s2 / 0.5), 0.0]]))
     assert scores[0, 0] == pytest.approx(7.1075, abs=1e-3) and scores[0, 1] == pytest.approx(5.2806, abs=1e-3)
-    assert knn_predict(TRAIN, LABELS, TEST, 3, k=2, temperature=0.5).tolist() == [0]
+    assert knn_scores(TRAIN, LABELS, TEST, 3, k=2, temperature=0.5).argmax(1).tolist() == [0]
     # k=3, T=10: the weights flatten and the two class-1 neighbours outvote class 0
     scores = knn_scores(TRAIN, LABELS, TEST, 3, k=3, temperature=10.0)
     expected = [math.exp(s0 / 10), math.exp(s1 / 10) + math.exp(s2 / 10), 0.0]
     torch.testing.assert_close(scores, torch.tensor([expected]))
-    assert knn_predict(TRAIN, LABELS, TEST, 3, k=3, temperature=10.0).tolist() == [1]
+    assert knn_scores(TRAIN, LABELS, TEST, 3, k=3, temperature=10.0).argmax(1).tolist() == [1]
     # the defaults are the paper's (k=20 clipped to N=3, T=0.07): class 0 wins by a wide margin
     scores = knn_scores(TRAIN, LABELS, TEST, 3)
     ratio = math.exp(s0 / 0.07) / (math.exp(s1 / 0.07) + math.exp(s2 / 0.07))

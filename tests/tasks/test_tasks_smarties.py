@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tasks_synthetic import SyntheticDataModule, run_all
 
-from torchgeo_smarties.errors import BandCountError, CheckpointError, ImageSizeError, UnknownPresetError
+from torchgeo_smarties.errors import BandCountError, CheckpointError, ImageSizeError, InputError, UnknownPresetError
 from torchgeo_smarties.models import SMARTIESViT
 from torchgeo_smarties.tasks import (
     SMARTIESClassification,
@@ -115,8 +115,39 @@ def test_fusion_strategies_and_determinism() -> None:
         assert not torch.allclose(mix(x), mix(x))
     with pytest.raises(ImageSizeError, match='co-registered on the same grid'):
         concat.forward_pair(a, torch.randn(2, 12, 48, 48))
+    # a batch-size mismatch is not a grid problem: InputError (not ImageSizeError), as in CrossSensorMixup
+    with pytest.raises(InputError, match='the pair has different batch sizes: 2 and 3') as info:
+        concat.forward_pair(a, torch.randn(3, 12, 32, 32))
+    assert not isinstance(info.value, ImageSizeError)
+    with pytest.raises(BandCountError, match='image b has 13 channels but bands_b lists 12 bands'):
+        mix.forward_pair(a, torch.randn(2, 13, 32, 32))
     with pytest.raises(BandCountError, match='2 .* \\+ 12 .* = 14'):
         concat(torch.randn(2, 13, 32, 32))
+
+
+def test_torchgeo_arguments_pass_through() -> None:
+    # the SMARTIES arguments are declared once; torchgeo's come through **kwargs, typed for jsonargparse
+    from jsonargparse import ArgumentParser
+
+    from torchgeo_smarties.tasks.cli import build_cli
+
+    for cls, torchgeo_args in ((SMARTIESClassification, {'num_classes', 'loss', 'task', 'patience'}),
+                               (SMARTIESRegression, {'num_outputs', 'loss', 'patience'})):
+        parser = ArgumentParser()
+        parser.add_class_arguments(cls, 'm')
+        keys = {a.dest.split('.', 1)[1] for a in parser._actions if a.dest.startswith('m.')}
+        assert torchgeo_args | {'head', 'fusion', 'bands', 'layer_decay', 'weight_decay'} <= keys, cls
+    cli = build_cli(['--config', 'eurosat_classification', '--model.init_args.weights', 'null',
+                     '--model.init_args.model', 'smarties_test_d2.eurosat', '--model.init_args.num_classes', '7',
+                     '--model.init_args.loss', 'focal', '--trainer.accelerator', 'cpu', '--trainer.logger', 'false'],
+                    run=False)
+    hp = cli.model.hparams
+    assert (hp['num_classes'], hp['loss'], hp['layer_decay'], hp['head']) == (7, 'focal', 0.75, 'linear')
+    assert cli.model.model.get_classifier().out_features == 7
+    with pytest.raises(TypeError):  # a misspelt torchgeo argument still fails in torchgeo's signature
+        SMARTIESClassification(model='smarties_test_d2', in_channels=12, num_clases=3)
+    with pytest.raises(InputError, match='SMARTIESRegression does not use backbone, num_filters'):
+        SMARTIESRegression(model='smarties_test_d2', in_channels=12, backbone='resnet18', num_filters=8)
 
 
 def test_task_errors(tmp_path: Path) -> None:

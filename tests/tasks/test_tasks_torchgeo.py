@@ -100,6 +100,24 @@ def test_weights_enum_and_name(hub_weights: Path) -> None:
         _assert_loaded(task.model, hub_weights)
 
 
+def test_demo_weight_by_its_torchgeo_name() -> None:
+    # torchgeo spells the demo weight by its enum name ('demo' is the SMARTIES tasks' / CLI's shorthand)
+    from torchgeo.models import get_model, get_weight
+
+    from torchgeo_smarties.models import SMARTIESTiny16_Weights
+
+    w = get_weight('SMARTIESTiny16_Weights.DEMO')
+    assert w is SMARTIESTiny16_Weights.DEMO and w.meta['model'] == 'smarties_vit_tiny_patch16'
+    sd = w.get_state_dict()
+    task = Classification(model=w.meta['model'], weights='SMARTIESTiny16_Weights.DEMO', in_channels=13,
+                          num_classes=3)
+    built = get_model(w.meta['model'], weights=w)
+    for model in (task.model, built):
+        own = model.state_dict()
+        assert all(torch.equal(own[k], v.to(own[k].dtype)) for k, v in sd.items())  # every encoder tensor loaded
+    assert task(torch.randn(2, 13, 32, 32)).shape == (2, 3)
+
+
 def test_lightning_ckpt_roundtrip(tmp_path: Path) -> None:
     from tasks_synthetic import trainer
 

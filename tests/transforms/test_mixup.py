@@ -116,6 +116,10 @@ def test_errors(pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     a, b = pair
     with pytest.raises(ImageSizeError, match='different spatial sizes.*PairedResize'):
         CrossSensorMixup()(a, b[..., :32, :32])
+    with pytest.raises(InputError, match='the pair has different batch sizes: 3 and 2'):
+        CrossSensorMixup()(a, b[:2])
+    with pytest.raises(InputError, match='expected two \\(B, C, H, W\\) images'):
+        CrossSensorMixup()(a[0], b[0])
     with pytest.raises(ImageSizeError, match='not a multiple of the patch size 16.*PairedResize\\(\\(64, 64\\)\\)'):
         CrossSensorMixup()(a[..., :60, :60], b[..., :60, :60])
     with pytest.raises(InputError, match='ratio must be in \\[0, 1\\]'):

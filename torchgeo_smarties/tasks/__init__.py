@@ -18,7 +18,6 @@ from .evaluation import (
     DEFAULT_SCALES,
     extract_features,
     knn_accuracy,
-    knn_predict,
     knn_scores,
     multiscale_sizes,
     param_groups_lrd,
@@ -33,6 +32,7 @@ from .heads import (
     default_layer_indices,
     linear_probe_head,
 )
+from .normalization_check import NormalizationCheck, NormalizationCheckMixin
 from .paired_data import PairedDataModule, PairedRasterDataset, TorchGeoPairedDataset, collate_pairs
 from .pretraining import SMARTIESPretraining, effective_lr, warmup_cosine
 from .segmentation import SMARTIESSemanticSegmentation
@@ -40,6 +40,8 @@ from .segmentation import SMARTIESSemanticSegmentation
 __all__ = (
     'DEFAULT_SCALES',
     'FusionStrategy',
+    'NormalizationCheck',
+    'NormalizationCheckMixin',
     'PairedDataModule',
     'PairedRasterDataset',
     'SMARTIESBigEarthNetDataModule',
@@ -60,7 +62,6 @@ __all__ = (
     'effective_lr',
     'extract_features',
     'knn_accuracy',
-    'knn_predict',
     'knn_scores',
     'linear_probe_head',
     'multiscale_sizes',

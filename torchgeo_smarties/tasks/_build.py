@@ -1,5 +1,6 @@
 """Shared model construction for the SMARTIES task subclasses (band checks, weights, heads, freezing)."""
 
+from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
 
 import timm
@@ -110,20 +111,15 @@ def load_weights(model: nn.Module, encoder: SMARTIESViT, weights: Weights) -> No
         load_encoder_weights(encoder, load_checkpoint(resolved), source=str(resolved))
 
 
-def build_classifier(
-    model: str,
-    weights: Weights,
-    in_channels: int,
-    num_outputs: int,
-    bands: Bands | None = None,
-    head: HeadKind = 'linear',
-    fusion: FusionStrategy | None = None,
-    bands_b: Bands | None = None,
-    mixup_ratio: float = 0.5,
-    fusion_eval_seed: int | None = 0,
-    freeze_backbone: bool = False,
-) -> nn.Module:
+def build_classifier(options: Mapping[str, Any], weights: Weights, num_outputs: int) -> nn.Module:
     """Build a SMARTIES classifier/regressor (optionally a two-sensor fusion model) with weights and head.
+
+    Args:
+        options: the task's hyper-parameters: ``model``, ``in_channels`` and ``freeze_backbone``, and
+            optionally ``bands``, ``head`` (``'linear'``), ``fusion``, ``bands_b``, ``mixup_ratio`` (0.5) and
+            ``fusion_eval_seed`` (0), as documented on :class:`~torchgeo_smarties.tasks.SMARTIESClassification`.
+        weights: what to load (:func:`load_weights`).
+        num_outputs: outputs of the head.
 
     Returns:
         A module with ``forward(x) -> (B, num_outputs)``, ``get_classifier()`` and ``num_features``.
@@ -133,6 +129,12 @@ def build_classifier(
         UnknownPresetError: for an unknown tag/preset.
         InputError: for ``fusion`` without ``bands_b`` or an unknown head.
     """
+    model: str = options['model']
+    in_channels: int = options['in_channels']
+    bands: Bands | None = options.get('bands')
+    head: HeadKind = options.get('head', 'linear')
+    fusion: FusionStrategy | None = options.get('fusion')
+    bands_b: Bands | None = options.get('bands_b')
     if head not in ('linear', 'probe'):
         raise InputError(f"unknown head {head!r}; choose 'linear' or 'probe' (BatchNorm1d + Linear)")
     weights = resolve_weights_arg(weights)  # 'true'/'false'/'null'/'demo'/enum name/path from YAML or the CLI
@@ -152,7 +154,8 @@ def build_classifier(
                 f'{plan_a.num_bands + plan_b.num_bands} bands ({", ".join(plan_a.bands + plan_b.bands)})'
             )
         enc = create_encoder(model, plan_a, pretrained=weights is True, num_classes=0)
-        net = SMARTIESFusion(enc, plan_a, plan_b, fusion, num_outputs, mixup_ratio, fusion_eval_seed)
+        net = SMARTIESFusion(enc, plan_a, plan_b, fusion, num_outputs, options.get('mixup_ratio', 0.5),
+                             options.get('fusion_eval_seed', 0))
     load_weights(net, enc, weights)
     if head == 'probe':
         new_head = linear_probe_head(net.num_features, num_outputs)  # type: ignore[arg-type]
@@ -160,7 +163,7 @@ def build_classifier(
             net.head = new_head
         else:
             enc.head = new_head  # type: ignore[assignment]
-    if freeze_backbone:
+    if options['freeze_backbone']:
         for p in net.parameters():
             p.requires_grad = False
         for p in net.get_classifier().parameters():  # type: ignore[operator]

@@ -10,7 +10,7 @@ the batch's band mask (``batch['band_mask']``, put there by the SMARTIES data mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -24,6 +24,19 @@ from ..transforms.band_subset import batch_band_mask
 __all__ = ('BandMaskMixin',)
 
 _STEP_MASK: ContextVar[Tensor | None] = ContextVar('smarties_step_band_mask', default=None)
+
+
+def _with_band_mask(hook: str) -> Callable[..., Any]:
+    """torchgeo's step *hook* of the next class in the MRO, run inside :meth:`BandMaskMixin._step`."""
+
+    def step(self: BandMaskMixin, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
+        with self._step(batch):
+            return getattr(super(BandMaskMixin, self), hook)(batch, batch_idx, dataloader_idx)
+
+    step.__name__ = hook
+    step.__qualname__ = f'BandMaskMixin.{hook}'
+    step.__doc__ = "torchgeo's step, with the batch's band mask passed to the model."
+    return step
 
 
 class BandMaskMixin:
@@ -48,25 +61,10 @@ class BandMaskMixin:
         finally:
             _STEP_MASK.reset(token)
 
-    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        """torchgeo's step, with the batch's band mask passed to the model."""
-        with self._step(batch):
-            return super().training_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        """torchgeo's step, with the batch's band mask passed to the model."""
-        with self._step(batch):
-            return super().validation_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        """torchgeo's step, with the batch's band mask passed to the model."""
-        with self._step(batch):
-            return super().test_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
-
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        """torchgeo's step, with the batch's band mask passed to the model."""
-        with self._step(batch):
-            return super().predict_step(batch, batch_idx, dataloader_idx)  # type: ignore[misc]
+    training_step = _with_band_mask('training_step')
+    validation_step = _with_band_mask('validation_step')
+    test_step = _with_band_mask('test_step')
+    predict_step = _with_band_mask('predict_step')
 
     def forward(self, x: Tensor, band_mask: Tensor | None = None) -> Tensor:
         """Model output for *x*; *band_mask* (B, C) defaults to the current step's mask.

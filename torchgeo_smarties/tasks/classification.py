@@ -16,9 +16,9 @@ They are also importable ``class_path`` targets for LightningCLI configs
 (``class_path: torchgeo_smarties.tasks.SMARTIESClassification``).
 """
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar
 
+from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import Tensor
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -29,6 +29,7 @@ from ._build import HeadKind, Weights, build_classifier
 from .band_masks import BandMaskMixin
 from .evaluation import param_groups_lrd
 from .fusion import FusionStrategy, SMARTIESFusion
+from .normalization_check import NormalizationCheckMixin
 
 try:  # torchgeo >= 0.10
     from torchgeo.tasks import Classification, Regression
@@ -61,7 +62,76 @@ class _OptimMixin:
         return {'optimizer': optimizer, 'lr_scheduler': {'scheduler': scheduler, 'monitor': self.monitor}}
 
 
-class _EncoderMaskMixin(BandMaskMixin):
+class _EncoderMaskMixin(BandMaskMixin, HyperparametersMixin):
+    """The SMARTIES arguments, model construction and band-mask forward shared by the classifier and regressor.
+
+    ``HyperparametersMixin`` makes Lightning's ``save_hyperparameters`` (called by torchgeo) collect the
+    arguments of this ``__init__`` too; jsonargparse (LightningCLI) follows ``**kwargs`` to torchgeo's
+    ``Classification``/``Regression`` signature, so their arguments stay typed configuration keys.
+    """
+
+    hparams: Any
+    weights: Any
+    #: torchgeo arguments that the SMARTIES model does not use (refused rather than ignored).
+    unsupported_arguments: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: str = 'smarties_vit_base_patch16',
+        weights: Weights = None,
+        in_channels: int = 12,
+        bands: Bands | None = None,
+        head: HeadKind = 'linear',
+        fusion: FusionStrategy | None = None,
+        bands_b: Bands | None = None,
+        mixup_ratio: float = 0.5,
+        fusion_eval_seed: int | None = 0,
+        layer_decay: float | None = None,
+        weight_decay: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize the task (SMARTIES arguments here, torchgeo's through *kwargs*).
+
+        Args:
+            model: SMARTIES timm name, optionally with a band-set tag
+                (``'smarties_vit_base_patch16.eurosat'``).
+            weights: None (random), True (released weights via timm / the local cache),
+                a weights enum or its name (``'SMARTIESBase16_Weights.SMARTIES_V1'``, ``'demo'``), a path to a
+                release-format ``.safetensors``/``.pth`` file, or a Lightning ``.ckpt``.
+            in_channels: number of image channels; must equal the band set's length
+                (for fusion: both sensors' bands).
+            bands: band set of the image channels in order (preset or ``'<sensor>:<band>'`` list);
+                default: the model tag, else the default for *in_channels* (12 → S2 L2A, 13 → L1C, 2 → S1, 3 → RGB).
+                For fusion: the first sensor's bands.
+            head: ``'linear'`` (Linear) or ``'probe'`` (the release's BatchNorm1d(affine=False) + Linear).
+            fusion: None, or ``'stack'``, ``'concat'``, ``'mixup_concat'`` for two sensors stacked in the
+                channels (first *bands*, then *bands_b*).
+            bands_b: band set of the second sensor (fusion only).
+            mixup_ratio: share of patches from the first sensor in Mixup-Concatenation.
+            fusion_eval_seed: seed of the mixing in eval mode (None: random like the release).
+            layer_decay: layer-wise lr decay for fine-tuning (release: 0.75); None disables it.
+            weight_decay: AdamW weight decay (None: torchgeo's default, or 0.05 with *layer_decay*).
+            **kwargs: the arguments of torchgeo's task (``task``, ``num_classes``, ``loss``, ``lr``,
+                ``patience``, ``freeze_backbone``, ...; ``num_outputs`` for regression).
+
+        Raises:
+            BandCountError: if *in_channels* does not match the band set.
+            UnknownPresetError: for an unknown tag or preset.
+            CheckpointError: if *weights* cannot be found or do not fit.
+            InputError: for a torchgeo argument the SMARTIES model does not use (:attr:`unsupported_arguments`).
+        """
+        unused = [k for k in self.unsupported_arguments if k in kwargs]
+        if unused:
+            raise InputError(
+                f'{type(self).__name__} does not use {", ".join(unused)} (torchgeo\'s pixel-wise regression '
+                'backbones); the SMARTIES encoder is chosen by model=, drop these arguments'
+            )
+        super().__init__(model=model, weights=weights, in_channels=in_channels, **kwargs)  # type: ignore[call-arg]
+
+    def _build_model(self, num_outputs: int) -> None:
+        """Set ``self.model``: the SMARTIES classifier/regressor of the task's hyper-parameters."""
+        self.model = build_classifier(self.hparams, self.weights, num_outputs)
+
     def forward_masked(self, x: Tensor, band_mask: Tensor) -> Tensor:
         """The encoder (+ head) with ``band_mask=``; fusion models take no band mask."""
         if isinstance(self.model, SMARTIESFusion):
@@ -73,150 +143,34 @@ class _EncoderMaskMixin(BandMaskMixin):
         return out
 
 
-class SMARTIESClassification(_OptimMixin, _EncoderMaskMixin, Classification):  # type: ignore[misc]
+class SMARTIESClassification(_OptimMixin, NormalizationCheckMixin, _EncoderMaskMixin, Classification):  # type: ignore[misc]
     """torchgeo ``Classification`` with a SMARTIES encoder, band sets, release-format weights and fusion.
 
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        model: str = 'smarties_vit_base_patch16',
-        weights: Weights = None,
-        in_channels: int = 12,
-        bands: Bands | None = None,
-        task: Literal['binary', 'multiclass', 'multilabel'] = 'multiclass',
-        num_classes: int | None = None,
-        num_labels: int | None = None,
-        labels: list[str] | None = None,
-        pos_weight: Tensor | None = None,
-        loss: Literal['ce', 'bce', 'jaccard', 'focal', 'dice'] = 'ce',
-        class_weights: Tensor | Sequence[float] | None = None,
-        ignore_index: int | None = None,
-        lr: float = 1e-3,
-        patience: int = 10,
-        freeze_backbone: bool = False,
-        head: HeadKind = 'linear',
-        fusion: FusionStrategy | None = None,
-        bands_b: Bands | None = None,
-        mixup_ratio: float = 0.5,
-        fusion_eval_seed: int | None = 0,
-        layer_decay: float | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        """Initialize a new SMARTIESClassification instance.
-
-        Args:
-            model: SMARTIES timm name, optionally with a band-set tag
-                (``'smarties_vit_base_patch16.eurosat'``).
-            weights: None (random), True (released weights via timm / the local cache),
-                a weights enum or its name (``'SMARTIESBase16_Weights.SMARTIES_V1'``), a path to a
-                release-format ``.safetensors``/``.pth`` file, or a Lightning ``.ckpt``.
-            in_channels: number of image channels; must equal the band set's length
-                (for fusion: both sensors' bands).
-            bands: band set of the image channels in order (preset or ``'<sensor>:<band>'`` list);
-                default: the model tag, else the default for *in_channels* (12 → S2 L2A, 13 → L1C, 2 → S1, 3 → RGB).
-                For fusion: the first sensor's bands.
-            task: ``'binary'``, ``'multiclass'`` or ``'multilabel'``.
-            num_classes: classes (multiclass).
-            num_labels: labels (multilabel).
-            labels: class names.
-            pos_weight: positive weight of the 'bce' loss.
-            loss: ``'ce'``, ``'bce'``, ``'jaccard'``, ``'focal'`` or ``'dice'``.
-            class_weights: class weights of the 'ce' loss.
-            ignore_index: class index ignored by loss and metrics.
-            lr: learning rate.
-            patience: ReduceLROnPlateau patience.
-            freeze_backbone: train the head only (linear probing).
-            head: ``'linear'`` (Linear) or ``'probe'`` (the release's BatchNorm1d(affine=False) + Linear).
-            fusion: None, or ``'stack'``, ``'concat'``, ``'mixup_concat'`` for two sensors stacked in the
-                channels (first *bands*, then *bands_b*).
-            bands_b: band set of the second sensor (fusion only).
-            mixup_ratio: share of patches from the first sensor in Mixup-Concatenation.
-            fusion_eval_seed: seed of the mixing in eval mode (None: random like the release).
-            layer_decay: layer-wise lr decay for fine-tuning (release: 0.75); None disables it.
-            weight_decay: AdamW weight decay (None: torchgeo's default, or 0.05 with *layer_decay*).
-
-        Raises:
-            BandCountError: if *in_channels* does not match the band set.
-            UnknownPresetError: for an unknown tag or preset.
-            CheckpointError: if *weights* cannot be found or do not fit.
-        """
-        super().__init__(
-            model=model, weights=weights, in_channels=in_channels, task=task, num_classes=num_classes,
-            num_labels=num_labels, labels=labels, pos_weight=pos_weight, loss=loss, class_weights=class_weights,
-            ignore_index=ignore_index, lr=lr, patience=patience, freeze_backbone=freeze_backbone,
-        )
-
-    def configure_models(self) -> None:
-        """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
-        hp = self.hparams
-        self.model = build_classifier(
-            hp['model'], self.weights, hp['in_channels'], hp['num_classes'] or hp['num_labels'] or 1,
-            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
-            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
-            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
-        )
-
-
-class SMARTIESRegression(_OptimMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
-    """torchgeo ``Regression`` (image → value(s)) with a SMARTIES encoder; arguments as :class:`SMARTIESClassification`.
+    Arguments: the SMARTIES ones (``model``, ``weights``, ``in_channels``, ``bands``, ``head``, ``fusion``,
+    ``bands_b``, ``mixup_ratio``, ``fusion_eval_seed``, ``layer_decay``, ``weight_decay``; see
+    ``help(SMARTIESClassification.__init__)``) and torchgeo ``Classification``'s (``task``, ``num_classes``,
+    ``num_labels``, ``labels``, ``pos_weight``, ``loss``, ``class_weights``, ``ignore_index``, ``lr``,
+    ``patience``, ``freeze_backbone``), all keywords.
 
     .. versionadded:: 0.1
     """
 
-    def __init__(
-        self,
-        model: str = 'smarties_vit_base_patch16',
-        weights: Weights = None,
-        in_channels: int = 12,
-        bands: Bands | None = None,
-        num_outputs: int = 1,
-        labels: list[str] | None = None,
-        loss: Literal['mae', 'mse'] = 'mse',
-        lr: float = 1e-3,
-        patience: int = 10,
-        freeze_backbone: bool = False,
-        head: HeadKind = 'linear',
-        fusion: FusionStrategy | None = None,
-        bands_b: Bands | None = None,
-        mixup_ratio: float = 0.5,
-        fusion_eval_seed: int | None = 0,
-        layer_decay: float | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        """Initialize a new SMARTIESRegression instance.
+    def configure_models(self) -> None:
+        """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
+        self._build_model(self.hparams['num_classes'] or self.hparams['num_labels'] or 1)
 
-        Args:
-            model: SMARTIES timm name (tag allowed).
-            weights: as :class:`SMARTIESClassification`.
-            in_channels: number of image channels (checked against the band set).
-            bands: band set of the channels (preset or list).
-            num_outputs: number of regression targets.
-            labels: target names.
-            loss: ``'mse'`` or ``'mae'``.
-            lr: learning rate.
-            patience: ReduceLROnPlateau patience.
-            freeze_backbone: train the head only.
-            head: ``'linear'`` or ``'probe'``.
-            fusion: two-sensor fusion strategy or None.
-            bands_b: second sensor's band set (fusion).
-            mixup_ratio: Mixup-Concatenation ratio.
-            fusion_eval_seed: eval-mode mixing seed (None: random).
-            layer_decay: layer-wise lr decay or None.
-            weight_decay: AdamW weight decay or None.
-        """
-        super().__init__(
-            model=model, weights=weights, in_channels=in_channels, num_outputs=num_outputs, labels=labels,
-            loss=loss, lr=lr, patience=patience, freeze_backbone=freeze_backbone,
-        )
+
+class SMARTIESRegression(_OptimMixin, NormalizationCheckMixin, _EncoderMaskMixin, Regression):  # type: ignore[misc]
+    """torchgeo ``Regression`` (image → value(s)) with a SMARTIES encoder.
+
+    Arguments: the SMARTIES ones as :class:`SMARTIESClassification` and torchgeo ``Regression``'s
+    (``num_outputs``, ``labels``, ``loss``, ``lr``, ``patience``, ``freeze_backbone``), all keywords.
+
+    .. versionadded:: 0.1
+    """
+
+    unsupported_arguments = ('backbone', 'num_filters', 'freeze_decoder')
 
     def configure_models(self) -> None:
         """Build the SMARTIES model, load weights, set the head and freeze the backbone."""
-        hp = self.hparams
-        self.model = build_classifier(
-            hp['model'], self.weights, hp['in_channels'], hp['num_outputs'],
-            bands=hp.get('bands'), head=hp.get('head', 'linear'), fusion=hp.get('fusion'),
-            bands_b=hp.get('bands_b'), mixup_ratio=hp.get('mixup_ratio', 0.5),
-            fusion_eval_seed=hp.get('fusion_eval_seed', 0), freeze_backbone=hp['freeze_backbone'],
-        )
+        self._build_model(self.hparams['num_outputs'])

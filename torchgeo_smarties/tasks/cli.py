@@ -7,6 +7,8 @@ SMARTIES timm models and task classes (``SMARTIESClassification``, ...) are regi
 * ``--config`` taking a bundled config name (:mod:`torchgeo_smarties.configs`) or a file;
 * checkpoints with ``last.ckpt`` (``ModelCheckpoint(save_last=True)`` unless configured otherwise), so
   ``--ckpt_path <checkpoints dir>/last.ckpt`` resumes;
+* a :class:`~torchgeo_smarties.tasks.NormalizationCheck` callback, so torchgeo's own tasks given SMARTIES
+  weights warn when the data module's normalisation differs from the weights';
 * config errors (unknown key, invalid value) as one line naming the key, exit status 2; errors of the
   task or data module (e.g. a wrong dataset root) as one typed line, exit status 1.
 """
@@ -70,6 +72,8 @@ def build_cli(args: Sequence[str] | dict[str, Any] | None = None, run: bool = Tr
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torchgeo.datasets import DatasetNotFoundError
 
+    from .normalization_check import NormalizationCheck
+
     class SmartiesCLI(LightningCLI):
         def _run_subcommand(self, subcommand: str) -> None:
             try:
@@ -78,10 +82,12 @@ def build_cli(args: Sequence[str] | dict[str, Any] | None = None, run: bool = Tr
                 raise dataset_root_error(err, self.datamodule) from None
 
         def instantiate_trainer(self, **kw: Any) -> Any:
-            trainer = super().instantiate_trainer(**kw)
+            trainer: Any = super().instantiate_trainer(**kw)
             for cb in trainer.checkpoint_callbacks:  # the default ModelCheckpoint, or one left at save_last=None
                 if isinstance(cb, ModelCheckpoint) and cb.save_last is None:
                     cb.save_last = True
+            if not any(isinstance(cb, NormalizationCheck) for cb in trainer.callbacks):
+                trainer.callbacks.append(NormalizationCheck())  # torchgeo's own tasks given SMARTIES weights
             return trainer
 
     parser_kwargs = {'version': f'torchgeo_smarties {__version__}', 'exit_on_error': False}

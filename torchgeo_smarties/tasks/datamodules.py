@@ -114,6 +114,11 @@ class _SmartiesNormalizeMixin:
     test_aug: Any
     predict_aug: Any
     normalize: SmartiesNormalize
+    #: what ``root`` must hold (named by the CLI's error for a wrong root).
+    expected_layout: ClassVar[str]
+    #: statistics presets of the SAR and the optical bands (data modules mixing Sentinel-1 and Sentinel-2).
+    s1_preset: ClassVar[str]
+    s2_preset: ClassVar[str]
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """torchgeo's batch augmentation, then ``batch['band_mask']`` from its band-subset steps."""
@@ -150,8 +155,7 @@ class SMARTIESEuroSATDataModule(_SmartiesNormalizeMixin, EuroSATDataModule):
 
     #: statistics preset used.
     preset: ClassVar[str] = 'eurosat'
-    #: what ``root`` must hold (named by the CLI's error for a wrong root).
-    expected_layout: ClassVar[str] = (
+    expected_layout = (
         'ROOT/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/<Class>_<n>.tif (the unzipped '
         'EuroSATallBands.zip) and the split files ROOT/eurosat-{train,val,test}.txt'
     )
@@ -184,14 +188,12 @@ class SMARTIESBigEarthNetDataModule(_SmartiesNormalizeMixin, BigEarthNetDataModu
     .. versionadded:: 0.1
     """
 
-    #: what ``root`` must hold (named by the CLI's error for a wrong root).
-    expected_layout: ClassVar[str] = (
+    expected_layout = (
         'ROOT/BigEarthNet-v1.0/<patch>/ (S2) and/or ROOT/BigEarthNet-S1-v1.0/<patch>/ (S1), the unpacked '
         'archives, and ROOT/bigearthnet-{train,val,test}.csv'
     )
-    #: statistics presets used.
-    s1_preset: ClassVar[str] = 'bigearthnet_s1'
-    s2_preset: ClassVar[str] = 'bigearthnet_s2'
+    s1_preset = 'bigearthnet_s1'
+    s2_preset = 'bigearthnet_s2'
     #: polarisation order in which torchgeo's ``BigEarthNet`` returns S1 (sorted file names).
     s1_file_order: ClassVar[tuple[str, ...]] = ('VH', 'VV')
     #: polarisation order of the normalised batch.
@@ -231,14 +233,12 @@ class SMARTIESSEN12MSDataModule(_SmartiesNormalizeMixin, SEN12MSDataModule):
     .. versionadded:: 0.1
     """
 
-    #: what ``root`` must hold (named by the CLI's error for a wrong root).
-    expected_layout: ClassVar[str] = (
+    expected_layout = (
         'ROOT/ROIs<id>_<season>/{s1,s2,lc}_<scene>/*.tif (the unpacked ROIs*_{s1,s2,lc}.tar.gz archives) and '
         'ROOT/{train,test}_list.txt'
     )
-    #: statistics presets used.
-    s1_preset: ClassVar[str] = 'sentinel1'
-    s2_preset: ClassVar[str] = 'sentinel2_l1c'
+    s1_preset = 'sentinel1'
+    s2_preset = 'sentinel2_l1c'
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, band_set: str = 'all', **kwargs: Any) -> None:
         """Initialise; ``band_set`` is ``'all'``, ``'s1'``, ``'s2-all'`` or ``'s2-reduced'`` (torchgeo's)."""

@@ -2,7 +2,7 @@
 
 * kNN (release / DINO-style): cosine similarity of L2-normalised CLS features, the k = 20
   nearest training samples vote with weight ``exp(sim / T)``, T = 0.07; the class with the
-  largest summed weight wins (:func:`knn_predict`).
+  largest summed weight wins (``knn_scores(...).argmax(1)``; :func:`knn_accuracy` scores it).
 * Linear probe: :func:`~torchgeo_smarties.tasks.heads.linear_probe_head` on frozen features.
 * Fine-tuning: AdamW parameter groups with layer-wise lr decay 0.75 (:func:`param_groups_lrd`);
   like the release (timm's group matcher), the spectrum projections and the head are in the
@@ -24,7 +24,6 @@ __all__ = (
     'DEFAULT_SCALES',
     'extract_features',
     'knn_accuracy',
-    'knn_predict',
     'knn_scores',
     'multiscale_sizes',
     'param_groups_lrd',
@@ -86,18 +85,6 @@ def knn_scores(
         weights = (top / temperature).exp()
         out.append((weights[..., None] * onehot[idx]).sum(dim=1))
     return torch.cat(out) if out else torch.zeros(0, num_classes)
-
-
-def knn_predict(
-    train_features: Tensor,
-    train_labels: Tensor,
-    test_features: Tensor,
-    num_classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
-) -> Tensor:
-    """Predicted class indices (M,) of the weighted kNN vote (:func:`knn_scores`)."""
-    return knn_scores(train_features, train_labels, test_features, num_classes, k, temperature).argmax(dim=1)
 
 
 def knn_accuracy(

@@ -20,10 +20,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import BandCountError, ImageSizeError, InputError
+from ..errors import BandCountError, InputError
 from ..models import SMARTIESViT
 from ..models.vit import Bands
 from ..ops import random_assignment, stack_pair
+from ..transforms.mixup import pair_patch_grid
 
 __all__ = ('FusionStrategy', 'SMARTIESFusion')
 
@@ -127,33 +128,19 @@ class SMARTIESFusion(nn.Module):
         """Fused features (B, num_features) of two co-registered images a (B, Ca, H, W) and b (B, Cb, H, W).
 
         Raises:
+            InputError: if an image is not (B, C, H, W) or the batch sizes differ.
             ImageSizeError: if the two images are not on the same grid (or not multiples of the patch).
             BandCountError: if a channel count does not match its band set.
         """
-        if a.ndim != 4 or b.ndim != 4:
-            raise InputError(f'expected two (B, C, H, W) images, got {tuple(a.shape)} and {tuple(b.shape)}')
-        if a.shape[0] != b.shape[0] or a.shape[-2:] != b.shape[-2:]:
-            raise ImageSizeError(
-                f'the two sensors must be co-registered on the same grid, got {tuple(a.shape)} and {tuple(b.shape)}; '
-                'resample both to the same height and width (e.g. K.Resize) before fusing'
-            )
-        for img, plan, name in ((a, self.plan_a, 'a'), (b, self.plan_b, 'b')):
-            if img.shape[1] != plan.num_bands:
-                raise BandCountError(
-                    f'sensor {name} has {img.shape[1]} channels but its band set has {plan.num_bands} '
-                    f'({", ".join(plan.bands)})'
-                )
-        h, w = a.shape[-2:]
+        grid = pair_patch_grid(a, b, self.patch_size, (self.plan_a.bands, self.plan_b.bands), resize='K.Resize')
         p = self.patch_size
-        if h % p or w % p:
-            raise ImageSizeError(f'image size {h}×{w} is not a multiple of the patch size {p}; pad or crop')
         enc = self.encoder
         if self.strategy == 'stack':
             out: Tensor = enc(torch.cat([a, b.to(a.dtype)], dim=1), bands=self.plan_ab)
             return out
         if self.strategy == 'concat':
             return torch.cat([enc(a, bands=self.plan_a), enc(b, bands=self.plan_b)], dim=-1)
-        assign = self._assignment(a.shape[0], (h // p, w // p), a.device)
+        assign = self._assignment(a.shape[0], grid, a.device)
         x1, m1 = stack_pair(a, b, assign, p)
         x2, m2 = stack_pair(a, b, ~assign, p)
         f1 = enc(x1, bands=self.plan_ab, band_mask=m1)

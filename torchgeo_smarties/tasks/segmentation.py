@@ -30,6 +30,7 @@ from ._build import Weights, create_encoder, load_weights, resolve_task_bands
 from .band_masks import BandMaskMixin
 from .classification import _OptimMixin
 from .heads import SMARTIESLinearSegmentation, SMARTIESUPerNet, check_image_size
+from .normalization_check import NormalizationCheckMixin
 
 try:  # torchgeo >= 0.10
     from torchgeo.tasks import SemanticSegmentation
@@ -44,7 +45,7 @@ SMP_PYRAMID_DECODERS: tuple[str, ...] = ('unet', 'fpn', 'segformer')
 SegmentationModel = Literal['upernet', 'linear', 'dpt', 'unet', 'fpn', 'segformer']
 
 
-class SMARTIESSemanticSegmentation(_OptimMixin, BandMaskMixin, SemanticSegmentation):  # type: ignore[misc]
+class SMARTIESSemanticSegmentation(_OptimMixin, NormalizationCheckMixin, BandMaskMixin, SemanticSegmentation):  # type: ignore[misc]
     """torchgeo ``SemanticSegmentation`` with a SMARTIES encoder: UPerNet probe, linear head or smp decoders.
 
     .. versionadded:: 0.1

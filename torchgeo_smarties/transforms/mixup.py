@@ -14,16 +14,67 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import ImageSizeError, InputError
+from ..errors import BandCountError, ImageSizeError, InputError
 from ..ops import check_mixup_mode, mix_tokens, random_assignment, stack_pair
 from ..spectrum import resolve_bands
 
-__all__ = ('CrossSensorMixup', 'MixedPair', 'MixupMode', 'mix_tokens')
+__all__ = ('CrossSensorMixup', 'MixedPair', 'MixupMode', 'mix_tokens', 'pair_patch_grid')
 
 #: ``'complementary'``: view b′ is the complement of view a′ (paper Eq. 1–2, release BigEarthNet-MM eval);
 #: ``'release'``: view b′ is b unmixed (the release's pretraining code, kept for reproduction; the old spelling
 #: ``'release_pretraining'`` is accepted with a DeprecationWarning). The vocabulary is :data:`ops.MixupMode`'s.
 MixupMode = Literal['complementary', 'release']
+
+
+def pair_patch_grid(
+    a: Tensor,
+    b: Tensor,
+    patch_size: int,
+    bands: tuple[Sequence[str] | None, Sequence[str] | None] = (None, None),
+    *,
+    resize: str = 'PairedResize',
+) -> tuple[int, int]:
+    """The (h, w) patch grid of two co-registered images a (B, Ca, H, W) and b (B, Cb, H, W).
+
+    Args:
+        a: image of sensor a.
+        b: image of sensor b.
+        patch_size: patch size of the grid.
+        bands: band ids of the channels of a and of b (None: channel count not checked).
+        resize: the transform the error messages suggest to put both images on one grid.
+
+    Returns:
+        (H // patch_size, W // patch_size).
+
+    Raises:
+        InputError: if an image is not (B, C, H, W) or the batch sizes differ.
+        ImageSizeError: if the spatial sizes differ or are not multiples of *patch_size*.
+        BandCountError: if a channel count does not match its band ids.
+    """
+    if a.ndim != 4 or b.ndim != 4:
+        raise InputError(f'expected two (B, C, H, W) images, got shapes {tuple(a.shape)} and {tuple(b.shape)}')
+    if a.shape[0] != b.shape[0]:
+        raise InputError(f'the pair has different batch sizes: {a.shape[0]} and {b.shape[0]}')
+    if a.shape[-2:] != b.shape[-2:]:
+        raise ImageSizeError(
+            f'the pair has different spatial sizes {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}: both images '
+            'must be co-registered on the same grid (same footprint, same pixels); resize/crop them together first '
+            f'with {resize}(size)'
+        )
+    for name, ids, x in (('a', bands[0], a), ('b', bands[1], b)):
+        if ids is not None and len(ids) != x.shape[1]:
+            raise BandCountError(
+                f'image {name} has {x.shape[1]} channels but bands_{name} lists {len(ids)} bands '
+                f'({", ".join(ids)}); give bands_{name} in channel order'
+            )
+    h, w = a.shape[-2:]
+    p = patch_size
+    if h % p or w % p:
+        raise ImageSizeError(
+            f'image size {h}×{w} is not a multiple of the patch size {p}, so the patch grid is undefined; '
+            f'resize to a multiple of {p} (e.g. {resize}(({(h // p + 1) * p}, {(w // p + 1) * p}))) or crop'
+        )
+    return h // p, w // p
 
 
 @dataclass(frozen=True)
@@ -121,32 +172,7 @@ class CrossSensorMixup(nn.Module):
         self.keys = keys
 
     def _grid(self, a: Tensor, b: Tensor) -> tuple[int, int]:
-        if a.ndim != 4 or b.ndim != 4:
-            raise InputError(f'expected two (B, C, H, W) images, got shapes {tuple(a.shape)} and {tuple(b.shape)}')
-        if a.shape[0] != b.shape[0]:
-            raise InputError(f'the pair has different batch sizes: {a.shape[0]} and {b.shape[0]}')
-        if a.shape[-2:] != b.shape[-2:]:
-            raise ImageSizeError(
-                f'the pair has different spatial sizes {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}: both images '
-                'must cover the same footprint on the same pixel grid; resize/crop them together first with '
-                'PairedResize(size) or PairedGeometric(size)'
-            )
-        for name, bands, x in (('a', self.bands_a, a), ('b', self.bands_b, b)):
-            if bands is not None and len(bands) != x.shape[1]:
-                from ..errors import BandCountError
-
-                raise BandCountError(
-                    f'image {name} has {x.shape[1]} channels but bands_{name} lists {len(bands)} bands; '
-                    f'give bands_{name} in channel order'
-                )
-        h, w = a.shape[-2:]
-        p = self.patch_size
-        if h % p or w % p:
-            raise ImageSizeError(
-                f'image size {h}×{w} is not a multiple of the patch size {p}, so the patch grid is undefined; '
-                f'resize to a multiple of {p} (e.g. PairedResize(({(h // p + 1) * p}, {(w // p + 1) * p}))) or crop'
-            )
-        return h // p, w // p
+        return pair_patch_grid(a, b, self.patch_size, (self.bands_a, self.bands_b))
 
     def draw(self, a: Tensor, b: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Draw the (B, h, w) assignment for a pair (True = view a′ takes sensor a's patch)."""
