@@ -143,3 +143,28 @@ def test_pooled_geoparquet_carries_the_provenance_tags(sample: Path, tmp_path: P
     assert tags['SMARTIES_BANDS'].split(',')[0] == 'sentinel2:B01' and tags['SMARTIES_POOL'] == 'mean'
     assert tags['SMARTIES_SOURCE'] == str(sample) and 'SMARTIES_NORM' in tags
     assert len(gpd.read_parquet(out)) == 9  # 384 px in 128 px tiles
+
+
+def test_default_workers_follow_the_device() -> None:
+    from torchgeo_smarties.inference.embed import default_num_workers
+
+    unset = TilingOptions()
+    assert unset.on(torch.device('cpu')).num_workers == 0  # the model's threads own the cores
+    assert unset.on(torch.device('cuda')).num_workers == default_num_workers()  # overlap with the accelerator
+    assert TilingOptions(num_workers=2).on(torch.device('cpu')).num_workers == 2  # an explicit choice stays
+
+
+def test_background_writer_and_inline_writer_give_the_same_file(sample: Path, tmp_path: Path) -> None:
+    outs = []
+    for workers in (0, 1):  # inline sink in the calling thread / DataLoader worker + background writer thread
+        src = open_source(sample)
+        grid = TileGrid(src.height, src.width, 64, 16)
+        out = tmp_path / f'w{workers}.tif'
+        spec = OutputSpec(out, src.count, 'float32', lambda rows: rows.transpose(2, 0, 1))
+        tiling = TilingOptions(64, 16, batch_size=4, num_workers=workers)
+        run_tiled(src, grid, pooled(), src.count, [spec], normalize=make_normalizer(tuple(src.descriptions)),
+                  tiling=tiling, progress=False)
+        with rasterio.open(out) as ds:
+            outs.append(ds.read())
+    # the same tiles, normalised by the same code and blended in the same order in both: the same values
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-6)

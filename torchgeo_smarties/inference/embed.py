@@ -190,6 +190,7 @@ def embed_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpe
     job = for_model(job, model)
     block = dense.block_index(len(model.blocks))
     dev = encoder.torch_device
+    tiling = tiling.on(dev)
     model = model.to(dev).eval()
     src = job.source
     grid = TileGrid(src.height, src.width, tiling.tile, tiling.overlap, model.patch_size, model.patch_size)
@@ -305,6 +306,7 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
     model, wdesc = encoder.load()
     job = for_model(job, model)
     dev = encoder.torch_device
+    tiling = tiling.on(dev)
     model = model.to(dev).eval()
     src, plan = job.source, job.plan
     grid = TileGrid(src.height, src.width, tiling.tile, 0, model.patch_size, model.patch_size)

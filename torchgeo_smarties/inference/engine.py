@@ -649,6 +649,20 @@ class _Sink:
         self._raise()
 
 
+class _InlineSink:
+    """The :class:`_Sink` interface, run in the calling thread (``num_workers=0``: everything between batches)."""
+
+    def put(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` now."""
+        fn(*args)
+
+    def flush(self) -> None:
+        """Nothing is pending."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
 def _emit(store: '_Store', writers: Sequence[BlockWriter], y0: int, rows: np.ndarray) -> None:
     store.write_rows(y0, rows)
     for wr in writers:
@@ -676,7 +690,7 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
     every = tiling.checkpoint_seconds
     last_checkpoint = time.perf_counter()
     batches = iter(loader)  # forks the workers before the writer thread exists (fork with threads can deadlock)
-    sink = _Sink()
+    sink: _Sink | _InlineSink = _Sink() if nw else _InlineSink()
     try:
         for x, m, idx in batches:
             mask = None if bool(m.all()) else m

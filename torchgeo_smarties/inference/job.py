@@ -21,6 +21,7 @@ choices, so a bad option is refused before anything is read or written.
 .. versionadded:: 0.2
 """
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -244,12 +245,27 @@ class TilingOptions:
 
     @property
     def workers(self) -> int:
-        """The resolved number of DataLoader workers."""
+        """The resolved number of DataLoader workers (without a device: :func:`default_num_workers`)."""
         if self.num_workers is not None:
             return self.num_workers
         from .embed import default_num_workers  # embed.py owns it (and imports this module)
 
         return default_num_workers()
+
+    def on(self, device: torch.device) -> 'TilingOptions':
+        """These options for a model on *device*: an unset ``num_workers`` becomes 0 on the CPU, else the default.
+
+        A model on the CPU already uses every core (torch's intra-op threads), so reader processes and a writer
+        thread beside it only take turns with it — and pre-empted OpenMP threads waste more than the work they
+        make room for (``benchmarks/embed.py``). With 0 workers the tiles are read, normalised, blended and
+        written in the calling thread between the model's batches. On an accelerator the workers and the
+        background writer overlap that work with the model.
+        """
+        if self.num_workers is not None:
+            return self
+        from .embed import default_num_workers
+
+        return dataclasses.replace(self, num_workers=0 if device.type == 'cpu' else default_num_workers())
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ def _predict(job: EmbedJob, out: Path, choice: _ModelChoice, spec: EncoderSpec, 
     probs_path = probabilities_path(out)
     check_outputs([('output', out), ('probabilities', probs_path)], job.input_files())
     dev = spec.torch_device
+    tiling = tiling.on(dev)
     mode = choice.mode
     net: nn.Module
     wdesc = spec.weights or 'fine-tuned model'
