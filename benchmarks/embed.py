@@ -97,7 +97,7 @@ def peak_rss_mb() -> float:
     return (own + kids) / 1024
 
 
-def child(path: str, out: str, workers: int, batch: int) -> None:
+def child(path: str, out: str, workers: int | None, batch: int) -> None:
     model = build_model()
     res = embed_raster(path, out, model=model, batch_size=batch, num_workers=workers, progress=False,
                        log=lambda s: None)
@@ -122,8 +122,8 @@ def model_only(model: SMARTIESViT, tiles: list[tuple[torch.Tensor, torch.Tensor]
     return len(tiles) / (time.perf_counter() - t0)
 
 
-def pipeline_ratio(tif: Path, tiles: list[tuple[torch.Tensor, torch.Tensor]], work: Path, workers: int, batch: int,
-                   rounds: int, **embed_kw: Any) -> float:
+def pipeline_ratio(tif: Path, tiles: list[tuple[torch.Tensor, torch.Tensor]], work: Path, workers: int | None,
+                   batch: int, rounds: int, **embed_kw: Any) -> float:
     """Pipeline cost ÷ ViT-B model-only: (near-free encoder end to end − it alone) ÷ ViT-B alone, same tiles.
 
     Everything that is not the encoder (reads, normalisation, blending, writes, checkpoints) is what the near-free
@@ -154,7 +154,7 @@ def pipeline_ratio(tif: Path, tiles: list[tuple[torch.Tensor, torch.Tensor]], wo
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--rounds', type=int, default=2)
-    p.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: the CLI default)')
+    p.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: embed default)')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--scene-compress', default='deflate', help='compression of the temporary scene GeoTIFF')
     p.add_argument('--model', choices=tuple(MODEL_SIZES), default='vitb', help='encoder size (random weights)')
@@ -164,9 +164,7 @@ def main() -> None:
     args = p.parse_args()
     global MODEL_SIZE
     MODEL_SIZE = args.model
-    from torchgeo_smarties.inference.embed import default_num_workers
-
-    workers = default_num_workers() if args.workers is None else args.workers
+    workers = args.workers  # None: embed_raster's default for the device (0 on the CPU)
     if args.child:
         child(args.child[0], args.child[1], workers, args.batch_size)
         return
@@ -175,7 +173,7 @@ def main() -> None:
     src = open_source(tif)
     grid = TileGrid(src.height, src.width, 224, 32)
     print(f'# smarties embed benchmark — {time.strftime("%Y-%m-%d")} — {platform.processor() or platform.machine()}, '
-          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, workers {workers}, '
+          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, workers {"default" if workers is None else workers}, '
           f'batch {args.batch_size}')
     print(f'scene: {src.height}×{src.width} px × {src.count} bands ({args.scene_compress} GeoTIFF), '
           f'{len(grid)} tiles of 224 px (overlap 32); '
@@ -205,7 +203,7 @@ def main() -> None:
     rss = {}
     for name, path in (('scene', tif), ('mosaic 2x2 (4x pixels)', vrt)):
         cmd = [sys.executable, __file__, '--model', args.model, '--child', str(path), str(work / f'rss_{len(rss)}.tif'),
-               '--workers', str(workers), '--batch-size', str(args.batch_size)]
+               *(['--workers', str(workers)] if workers is not None else []), '--batch-size', str(args.batch_size)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         rss[name] = json.loads(out)
         r = rss[name]
