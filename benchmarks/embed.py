@@ -173,8 +173,8 @@ def main() -> None:
     src = open_source(tif)
     grid = TileGrid(src.height, src.width, 224, 32)
     print(f'# smarties embed benchmark — {time.strftime("%Y-%m-%d")} — {platform.processor() or platform.machine()}, '
-          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, workers {"default" if workers is None else workers}, '
-          f'batch {args.batch_size}')
+          f'{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'workers {"default" if workers is None else workers}, batch {args.batch_size}')
     print(f'scene: {src.height}×{src.width} px × {src.count} bands ({args.scene_compress} GeoTIFF), '
           f'{len(grid)} tiles of 224 px (overlap 32); '
           f'model: SMARTIESViT {MODEL_SIZES[MODEL_SIZE][0]}-d × {MODEL_SIZES[MODEL_SIZE][1]} blocks ({MODEL_SIZE}, '
