@@ -21,7 +21,7 @@ from torch import Tensor
 from ..errors import CheckpointError
 from ..spectrum import PRESETS, InterpolationPolicy
 from .builders import smarties_vitb, smarties_vitl
-from .checkpoint import filter_encoder_state_dict, load_encoder_weights
+from .checkpoint import checkpoint_filter_fn, load_encoder_weights
 from .demo import DEMO_INFO, DEMO_WEIGHTS
 from .vit import Bands, SMARTIESViT, default_bands_for
 from .weights import (
@@ -79,7 +79,7 @@ def smarties_vit_tiny_patch16(pretrained: bool = False, **kwargs: Any) -> SMARTI
     kwargs = _tiny_kwargs(pretrained, kwargs)
     kwargs.setdefault('img_size', _TINY_SIZE)
     model: SMARTIESViT = build_model_with_cfg(
-        SMARTIESViT, 'smarties_vit_tiny_patch16', pretrained, pretrained_filter_fn=filter_encoder_state_dict,
+        SMARTIESViT, 'smarties_vit_tiny_patch16', pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg={'out_indices': 3, 'feature_cls': 'getter'}, **kwargs,
     )
     return model
