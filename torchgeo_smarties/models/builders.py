@@ -29,6 +29,7 @@ from .weights import (
 
 __all__ = (
     'ARCHS',
+    'FIRST_CONV',
     'TIMM_TAGS',
     'smarties_vit_base_patch16',
     'smarties_vit_large_patch16',
@@ -53,6 +54,10 @@ TIMM_TAGS: tuple[str, ...] = (
     'superdove', 'worldview3',
 )
 
+#: timm ``default_cfg['first_conv']``: the spectral projection, one learned ``Linear(S·S → D)`` per range, all of
+#: them the model's input layer (inside ``patch_embed``).
+FIRST_CONV: tuple[str, ...] = tuple(f'patch_embed.spectrum_embeds.{k}.proj' for k in range(NUM_LEARNED_RANGES))
+
 
 def _cfg(arch: str, tag: str) -> dict[str, Any]:
     enum = _ENUMS[arch].SMARTIES_V1
@@ -65,8 +70,7 @@ def _cfg(arch: str, tag: str) -> dict[str, Any]:
         'mean': (0.0,) * len(PRESETS[tag]),
         'std': (1.0,) * len(PRESETS[tag]),
         'fixed_input_size': False,
-        # the spectral projection: one learned Linear(S·S → D) per range, all of them the model's input layer
-        'first_conv': tuple(f'patch_embed.spectrum_embeds.{k}.proj' for k in range(NUM_LEARNED_RANGES)),
+        'first_conv': FIRST_CONV,
         'classifier': 'head',
         'license': 'apache-2.0',
         'paper_ids': 'arXiv:2506.19585',

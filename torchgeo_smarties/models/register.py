@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..errors import CheckpointError
 from ..spectrum import PRESETS, InterpolationPolicy
-from .builders import smarties_vitb, smarties_vitl
+from .builders import FIRST_CONV, smarties_vitb, smarties_vitl
 from .checkpoint import checkpoint_filter_fn, load_encoder_weights
 from .demo import DEMO_INFO, DEMO_WEIGHTS
 from .vit import Bands, SMARTIESViT, default_bands_for
@@ -50,6 +50,7 @@ default_cfgs = generate_default_cfgs({
         'mean': (0.0,) * _N,
         'std': (1.0,) * _N,
         'fixed_input_size': False,
+        'first_conv': FIRST_CONV,
         'classifier': 'head',
         'license': 'apache-2.0',
         'custom_load': True,
