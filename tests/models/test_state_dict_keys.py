@@ -2,13 +2,11 @@
 
 import warnings
 
-import pytest
 import timm
 import torch
 from torchgeo.tasks import Classification
 from torchgeo.tasks.utils import _get_input_layer_name_and_module, load_state_dict
 
-from torchgeo_smarties.errors import CheckpointError
 from torchgeo_smarties.models import (
     SMARTIESMAE,
     SMARTIESTiny16_Weights,
@@ -90,7 +88,8 @@ def test_torchgeo_load_state_dict_with_the_enum_state_dict() -> None:
         missing, unexpected = load_state_dict(model, state)
     assert missing == [] and unexpected == []
     release = load_checkpoint(DEMO_WEIGHTS)
-    assert torch.equal(model.patch_embed.spectrum_embeds[5].proj.bias, release['spectrum_projection.spectrum_embeds.5.proj.bias'])
+    assert torch.equal(model.patch_embed.spectrum_embeds[5].proj.bias,
+                       release['spectrum_projection.spectrum_embeds.5.proj.bias'])
 
 
 def test_torchgeo_classification_with_the_weights_enum() -> None:
@@ -102,7 +101,8 @@ def test_torchgeo_classification_with_the_weights_enum() -> None:
     own = task.model.state_dict()
     for k in ('cls_token', 'blocks.3.mlp.fc2.weight', 'norm.bias'):
         assert torch.equal(own[k], release[k]), k
-    assert torch.equal(own['patch_embed.spectrum_embeds.9.proj.weight'], release['spectrum_projection.spectrum_embeds.9.proj.weight'])
+    assert torch.equal(own['patch_embed.spectrum_embeds.9.proj.weight'],
+                       release['spectrum_projection.spectrum_embeds.9.proj.weight'])
 
 
 def test_filter_fn_maps_release_keys_and_passes_model_keys() -> None:
@@ -110,13 +110,6 @@ def test_filter_fn_maps_release_keys_and_passes_model_keys() -> None:
     release = to_release_state_dict(model)
     assert checkpoint_filter_fn(release, model).keys() == model.state_dict().keys()
     assert checkpoint_filter_fn(model.state_dict(), model).keys() == model.state_dict().keys()
-
-
-def test_projection_under_both_names_is_refused() -> None:
-    model = _tiny(0)
-    both = {**model.state_dict(), **to_release_state_dict(model)}
-    with pytest.raises(CheckpointError, match='keep one naming'):
-        model.load_state_dict(both)
 
 
 def test_the_spectral_projection_stays_on_top_in_layer_decay() -> None:

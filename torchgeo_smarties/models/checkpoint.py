@@ -49,10 +49,10 @@ from .pos_embed import resample_pos_embed
 __all__ = (
     'DECODER_PREFIXES',
     'MAX_DOWNLOAD_BYTES',
-    'SAFE_GLOBALS',
-    'TORCH_SUFFIXES',
     'MODEL_PROJECTION_PREFIX',
     'RELEASE_PROJECTION_PREFIX',
+    'SAFE_GLOBALS',
+    'TORCH_SUFFIXES',
     'check_state_dict_values',
     'checkpoint_filter_fn',
     'extract_backbone',
@@ -370,8 +370,9 @@ def from_release_keys(state_dict: Mapping[str, Any], prefix: str = '') -> dict[s
 
 
 def to_release_keys(state_dict: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-    """The model's key names → the release's: ``patch_embed.*`` → ``spectrum_projection.*`` (inverse of
-    :func:`from_release_keys`).
+    """The model's key names → the release's: ``patch_embed.*`` → ``spectrum_projection.*``.
+
+    The inverse of :func:`from_release_keys`.
 
     Raises:
         CheckpointError: if the projection appears under both names.

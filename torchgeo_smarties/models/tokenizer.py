@@ -57,7 +57,8 @@ class SpectrumRangeProjection(nn.Module):
     """One learned spectral range: ``Linear(S·S → D)`` on a row-major flattened band patch."""
 
     def __init__(
-        self, patch_size: int, embed_dim: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+        self, patch_size: int, embed_dim: int, device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Initialize a new SpectrumRangeProjection instance.
 
