@@ -32,6 +32,8 @@ step pytest "$VENV/bin/python" -m pytest -q
 # The float-sensitive tests again on ATen's portable kernels (no AVX2/AVX-512), so an assertion that holds only for
 # one CPU's rounding fails on every machine, not only on some (markers set in tests/conftest.py).
 step pytest-default-capability env ATEN_CPU_CAPABILITY=default "$VENV/bin/python" -m pytest -q -m 'float_sensitive and not slow'
+# timm's own tests/test_models.py on our ViT-B/ViT-L/demo entrypoints (fetches timm's sdist from PyPI; ~5 min on 2 cores)
+step timm-models env PYTHON="$VENV/bin/python" bash scripts/timm_model_tests.sh
 # TerraTorch 1.2.x pins torchgeo<0.10: its integration tests run in a second, pinned environment layered on $VENV
 # (torch is already there: no second SMARTIES_TORCH_INDEX_URL install).
 step terratorch env VENV="$VENV" SMARTIES_TORCH_INDEX_URL= bash scripts/terratorch_env.sh

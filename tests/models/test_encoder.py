@@ -7,7 +7,7 @@ import timm
 import torch
 
 from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, UnknownBandError
-from torchgeo_smarties.models import SMARTIESViT, smarties_vitb, smarties_vitl
+from torchgeo_smarties.models import SMARTIESViT, smarties_vitb, smarties_vitl, to_release_state_dict
 from torchgeo_smarties.ops import mix_tokens, random_assignment, stack_pair
 
 TINY = {'embed_dim': 64, 'depth': 2, 'num_heads': 4, 'img_size': 64}
@@ -140,14 +140,14 @@ def test_fused_cache_follows_weight_updates(model: SMARTIESViT) -> None:
         before = model(x)
         # (a perturbation constant across channels would be removed by LayerNorm: use a random one)
         g = torch.Generator().manual_seed(0)
-        model.spectrum_projection.spectrum_embeds[1].proj.weight.add_(0.1 * torch.randn(64, 256, generator=g))  # B02
+        model.patch_embed.spectrum_embeds[1].proj.weight.add_(0.1 * torch.randn(64, 256, generator=g))  # B02
         after = model(x)
-        model.spectrum_projection.spectrum_embeds[15].proj.weight.add_(torch.randn(64, 256, generator=g))  # VV, unused
+        model.patch_embed.spectrum_embeds[15].proj.weight.add_(torch.randn(64, 256, generator=g))  # VV, unused
         unchanged = model(x)
     assert (after - before).abs().max() > 1e-3
     torch.testing.assert_close(unchanged, after)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    state['spectrum_projection.spectrum_embeds.1.proj.bias'] += torch.randn(64, generator=g)
+    state['patch_embed.spectrum_embeds.1.proj.bias'] += torch.randn(64, generator=g)
     model.load_state_dict(state)
     with torch.no_grad():
         assert (model(x) - after).abs().max() > 1e-3
@@ -157,7 +157,7 @@ def test_gradients_reach_the_ranges_of_the_plan(model: SMARTIESViT) -> None:
     model.train()
     out = model(torch.randn(2, 3, 32, 32), bands=['sentinel2:B04', 'sentinel2:B08', 'landsat8:B2'])
     (out * torch.randn_like(out)).sum().backward()
-    grads = [e.proj.weight.grad for e in model.spectrum_projection.spectrum_embeds]
+    grads = [e.proj.weight.grad for e in model.patch_embed.spectrum_embeds]
     used = {6, 9} | set(model.plan_for(['landsat8:B2']).entries[0].indices)
     for k, g in enumerate(grads):
         assert g is not None
@@ -227,7 +227,7 @@ def test_state_dict_keys_match_the_release_manifest() -> None:
     for builder, manifest in ((smarties_vitb, 'manifest_vitb.json'), (smarties_vitl, 'manifest_vitl.json')):
         expected = json.loads((data / manifest).read_text())
         with torch.device('meta'):
-            sd = builder().state_dict()
+            sd = to_release_state_dict(builder())
         assert {k: list(v.shape) for k, v in sd.items()} == expected
 
 
@@ -286,13 +286,14 @@ def test_concurrent_calls_with_different_band_sets_get_the_reference_outputs(mod
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_pos_embed_is_a_buffer_and_patch_embed_holds_no_state(model: SMARTIESViT) -> None:
+def test_pos_embed_is_a_buffer_and_patch_embed_holds_no_call_state(model: SMARTIESViT) -> None:
     assert 'pos_embed' in dict(model.named_buffers()) and 'pos_embed' not in dict(model.named_parameters())
-    assert list(model.patch_embed.parameters()) == [] and list(model.patch_embed.children()) == []
+    # patch_embed holds the 17 learned ranges (weight + bias each) and nothing per call
+    assert len(list(model.patch_embed.parameters())) == 2 * 17
     assert not hasattr(model.patch_embed, 'plan') and not hasattr(model.patch_embed, 'band_mask')
-    # torchgeo's input-layer lookup (first children) lands on the first learned range, a release key
+    # torchgeo's input-layer lookup (first children) lands on the first learned range, a state-dict key
     from torchgeo.tasks.utils import _get_input_layer_name_and_module
 
     name, layer = _get_input_layer_name_and_module(model)
-    assert name == 'spectrum_projection.spectrum_embeds.0.proj' and f'{name}.weight' in model.state_dict()
+    assert name == 'patch_embed.spectrum_embeds.0.proj' and f'{name}.weight' in model.state_dict()
     assert layer.in_channels == 256  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from torchgeo_smarties.errors import ImageSizeError, InputError, SmartiesError
-from torchgeo_smarties.models.checkpoint import load_encoder_weights
+from torchgeo_smarties.models.checkpoint import load_encoder_weights, to_release_state_dict
 from torchgeo_smarties.models.mae import SMARTIESMAE, masked_reconstruction_errors, patchify_bands, random_token_mask
 from torchgeo_smarties.models.vit import SMARTIESViT
 from torchgeo_smarties.ops import random_assignment, stack_pair
@@ -204,7 +204,9 @@ def test_export_reload_identical_outputs(tmp_path: Path) -> None:
     with safe_open(path, 'pt') as f:
         keys = set(f.keys())
         assert f.metadata()['embed_dim'] == '32'
-    assert keys == set(enc.state_dict()) and not any(k.startswith(('mask_token', 'decoder_')) for k in keys)
+    # the release layout: the projection under spectrum_projection.*, not the model's patch_embed.*
+    assert keys == set(to_release_state_dict(enc)) and not any(k.startswith(('mask_token', 'decoder_')) for k in keys)
+    assert 'spectrum_projection.spectrum_embeds.0.proj.weight' in keys
 
 
 def test_baseline_metric_on_constant_patches() -> None:

@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from torchgeo_smarties.errors import BandCountError, ImageSizeError, InputError, ModelConfigError
-from torchgeo_smarties.models import SMARTIESMAE, SMARTIESViT, smarties_vitb
+from torchgeo_smarties.errors import BandCountError, CheckpointError, ImageSizeError, InputError, ModelConfigError
+from torchgeo_smarties.models import (
+    SMARTIESMAE,
+    SMARTIESViT,
+    load_encoder_weights,
+    smarties_vitb,
+    to_release_state_dict,
+)
 
 TINY = {'embed_dim': 32, 'depth': 2, 'num_heads': 2, 'img_size': 32}
 
@@ -84,3 +90,11 @@ def test_mae_second_sensor_channel_count() -> None:
     mae = SMARTIESMAE(bands='sentinel2_10m', **TINY, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
     with pytest.raises(BandCountError, match='3 channels'):
         mae(torch.randn(1, 4, 32, 32), 'sentinel2_10m', torch.randn(1, 3, 32, 32), 'sentinel1')
+
+
+# class: a state dict holding the spectral projection under both the release's and the model's key names
+@pytest.mark.parametrize('load', ['load_state_dict', 'load_encoder_weights'])
+def test_projection_under_both_key_names_is_refused(model: SMARTIESViT, load: str) -> None:
+    both = {**model.state_dict(), **to_release_state_dict(model)}
+    with pytest.raises(CheckpointError, match='keep one naming'):
+        model.load_state_dict(both) if load == 'load_state_dict' else load_encoder_weights(model, both)

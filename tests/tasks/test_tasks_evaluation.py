@@ -97,7 +97,7 @@ def test_param_groups_lrd_layer_scales() -> None:
     assert ours['cls_token'] == pytest.approx(0.75**4)
     assert ours['blocks.0.attn.qkv.weight'] == pytest.approx(0.75**3)
     assert ours['blocks.2.mlp.fc2.bias'] == pytest.approx(0.75)
-    assert ours['spectrum_projection.spectrum_embeds.7.proj.weight'] == 1.0 == ours['head.weight']
+    assert ours['patch_embed.spectrum_embeds.7.proj.weight'] == 1.0 == ours['head.weight']
     assert ours['norm.weight'] == pytest.approx(0.75)  # with the last block, as timm's matcher
     assert 'pos_embed' not in ours  # fixed sin-cos, not trained
     groups = param_groups_lrd(model, 1e-3, 0.05, 0.75)

@@ -46,7 +46,7 @@ def test_regression_release_weights_layer_decay(tiny_weights: Path) -> None:
     opt = task.configure_optimizers()['optimizer']
     scales = {n: g['lr_scale'] for g in opt.param_groups for n in g['names']}
     assert scales['blocks.0.attn.qkv.weight'] == pytest.approx(0.75**2)
-    assert scales['spectrum_projection.spectrum_embeds.0.proj.weight'] == 1.0 == scales['head.weight']
+    assert scales['patch_embed.spectrum_embeds.0.proj.weight'] == 1.0 == scales['head.weight']
     run_all(task, SyntheticDataModule(batch_size=8, kind='regression', channels=2))
 
 

@@ -10,13 +10,13 @@ from tasks_synthetic import SyntheticDataModule, run_all
 from torchgeo.tasks import Classification, Regression, SemanticSegmentation
 
 from torchgeo_smarties.errors import BandCountError, UnknownPresetError
-from torchgeo_smarties.models import SMARTIESBase16_Weights, SMARTIESViT
+from torchgeo_smarties.models import SMARTIESBase16_Weights, SMARTIESViT, from_release_keys
 
 
 def _assert_loaded(model: torch.nn.Module, path: Path) -> None:
-    sd = load_file(str(path))
+    sd = from_release_keys(load_file(str(path)))  # the file has the release's names (spectrum_projection.*)
     own = model.state_dict()
-    for k in ('cls_token', 'spectrum_projection.spectrum_embeds.3.proj.weight', 'blocks.1.mlp.fc2.weight', 'norm.bias'):
+    for k in ('cls_token', 'patch_embed.spectrum_embeds.3.proj.weight', 'blocks.1.mlp.fc2.weight', 'norm.bias'):
         assert torch.equal(own[k], sd[k].to(own[k].dtype)), k
 
 
@@ -94,7 +94,7 @@ def test_weights_true_uses_local_release_file(hub_weights: Path) -> None:
 
 
 def test_weights_enum_and_name(hub_weights: Path) -> None:
-    # torchgeo's utils.load_state_dict follows the first child chain to spectrum_embeds.0.proj (in_channels 256)
+    # torchgeo's utils.load_state_dict follows the first child chain to patch_embed.spectrum_embeds.0.proj (256)
     for w in (SMARTIESBase16_Weights.SMARTIES_V1, 'SMARTIESBase16_Weights.SMARTIES_V1'):
         task = Classification(model='smarties_test_d2', in_channels=12, num_classes=3, weights=w)
         _assert_loaded(task.model, hub_weights)

@@ -10,11 +10,15 @@ from .builders import (
 )
 from .checkpoint import (
     check_state_dict_values,
+    checkpoint_filter_fn,
     extract_backbone,
     filter_encoder_state_dict,
+    from_release_keys,
     load_checkpoint,
     load_encoder_weights,
     read_checkpoint,
+    to_release_keys,
+    to_release_state_dict,
 )
 from .demo import DEMO_INFO, load_demo_encoder, load_demo_mae
 from .mae import SMARTIESMAE, MAEOutput, masked_reconstruction_errors, patchify_bands, random_token_mask
@@ -50,10 +54,12 @@ __all__ = (
     'SpectrumPatchEmbed',
     'SpectrumRangeProjection',
     'check_state_dict_values',
+    'checkpoint_filter_fn',
     'default_bands_for',
     'extract_backbone',
     'filter_encoder_state_dict',
     'find_weights_file',
+    'from_release_keys',
     'get_2d_sincos_pos_embed',
     'load_checkpoint',
     'load_demo_encoder',
@@ -73,6 +79,8 @@ __all__ = (
     'smarties_vitb',
     'smarties_vitl',
     'smarties_vitt',
+    'to_release_keys',
+    'to_release_state_dict',
 )
 
 # Importing torchgeo_smarties.models registers with torchgeo (the timm entrypoints register in builders.py).

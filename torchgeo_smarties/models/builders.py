@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import CheckpointError, UnknownPresetError
 from ..spectrum import NUM_LEARNED_RANGES, PRESETS, InterpolationPolicy
-from .checkpoint import filter_encoder_state_dict, load_encoder_weights
+from .checkpoint import checkpoint_filter_fn, load_encoder_weights
 from .pyramid import pyramid_feature_cfg
 from .vit import Bands, SMARTIESViT, default_bands_for
 from .weights import (
@@ -29,6 +29,7 @@ from .weights import (
 
 __all__ = (
     'ARCHS',
+    'FIRST_CONV',
     'TIMM_TAGS',
     'smarties_vit_base_patch16',
     'smarties_vit_large_patch16',
@@ -53,6 +54,10 @@ TIMM_TAGS: tuple[str, ...] = (
     'superdove', 'worldview3',
 )
 
+#: timm ``default_cfg['first_conv']``: the spectral projection, one learned ``Linear(S·S → D)`` per range, all of
+#: them the model's input layer (inside ``patch_embed``).
+FIRST_CONV: tuple[str, ...] = tuple(f'patch_embed.spectrum_embeds.{k}.proj' for k in range(NUM_LEARNED_RANGES))
+
 
 def _cfg(arch: str, tag: str) -> dict[str, Any]:
     enum = _ENUMS[arch].SMARTIES_V1
@@ -65,8 +70,7 @@ def _cfg(arch: str, tag: str) -> dict[str, Any]:
         'mean': (0.0,) * len(PRESETS[tag]),
         'std': (1.0,) * len(PRESETS[tag]),
         'fixed_input_size': False,
-        # the spectral projection: one learned Linear(S·S → D) per range, all of them the model's input layer
-        'first_conv': tuple(f'spectrum_projection.spectrum_embeds.{k}.proj' for k in range(NUM_LEARNED_RANGES)),
+        'first_conv': FIRST_CONV,
         'classifier': 'head',
         'license': 'apache-2.0',
         'paper_ids': 'arXiv:2506.19585',
@@ -116,7 +120,7 @@ def _create(arch: str, pretrained: bool, **kwargs: Any) -> SMARTIESViT:
         arch,
         pretrained,
         pretrained_cfg_overlay=overlay or None,
-        pretrained_filter_fn=filter_encoder_state_dict,
+        pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=feature_cfg,
         **kwargs,
     )

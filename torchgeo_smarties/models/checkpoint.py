@@ -16,6 +16,13 @@ A released encoder file holds the keys ``cls_token``, ``pos_embed``,
 decoder (``mask_token``, ``decoder_*``), which the encoder ignores. Everything else
 missing or unexpected is an error that lists the keys; NaN/inf values or integer tensors
 where the model has floating-point parameters are errors too.
+
+Key names (timm's ``checkpoint_filter_fn`` pattern): in the model the 17 learned projections live in
+``patch_embed`` (state-dict keys ``patch_embed.spectrum_embeds.{k}.proj.*``); the release calls them
+``spectrum_projection.spectrum_embeds.{k}.proj.*``. The two namings are mapped only here, at the load/export
+boundary: :func:`from_release_keys` (used by :func:`checkpoint_filter_fn`, :func:`load_encoder_weights`, the
+weights enums and the encoder's ``load_state_dict`` pre-hook) and :func:`to_release_keys` /
+:func:`to_release_state_dict` (export in the release layout).
 """
 
 import os
@@ -42,21 +49,32 @@ from .pos_embed import resample_pos_embed
 __all__ = (
     'DECODER_PREFIXES',
     'MAX_DOWNLOAD_BYTES',
+    'MODEL_PROJECTION_PREFIX',
+    'RELEASE_PROJECTION_PREFIX',
     'SAFE_GLOBALS',
     'TORCH_SUFFIXES',
     'check_state_dict_values',
+    'checkpoint_filter_fn',
     'extract_backbone',
     'filter_encoder_state_dict',
+    'from_release_keys',
     'is_url',
     'load_checkpoint',
     'load_encoder_weights',
     'read_checkpoint',
+    'release_keys_pre_hook',
+    'to_release_keys',
+    'to_release_state_dict',
 )
 
 #: Key prefixes of the release's MAE pretraining decoder (ignored by the encoder).
 DECODER_PREFIXES = ('mask_token', 'decoder_')
 _OPTIONAL = ('head.', 'fc_norm.')
 _WRAPPER_KEYS = ('state_dict', 'model', 'module', 'encoder')
+
+#: Key prefix of the spectral projection in the release's files, and in the model (it lives in ``patch_embed``).
+RELEASE_PROJECTION_PREFIX = 'spectrum_projection.'
+MODEL_PROJECTION_PREFIX = 'patch_embed.'
 
 #: Suffixes read with ``torch.load(weights_only=True)`` (``.safetensors`` is read with safetensors).
 TORCH_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
@@ -265,6 +283,7 @@ def extract_backbone(path_or_url: str | os.PathLike[str]) -> tuple[str, dict[str
     out = {k[len(prefix):]: v for k, v in sd.items() if isinstance(v, Tensor) and k.startswith(prefix)}
     if not out:
         raise CheckpointError(f'{where!r}: no state_dict key starts with {prefix!r}')
+    out = from_release_keys(out)  # an older task checkpoint names the projection spectrum_projection.*
     check_state_dict_values(out, where=where)
     return str(name), out
 
@@ -319,17 +338,76 @@ def check_state_dict_values(
         )
 
 
-def filter_encoder_state_dict(state_dict: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """Adapt a release-format state dict to *model* (timm ``pretrained_filter_fn`` signature).
+def _rename_prefix(state_dict: Mapping[str, Any], old: str, new: str, prefix: str = '') -> dict[str, Any]:
+    """Rename the keys ``prefix + old + rest`` to ``prefix + new + rest``, refusing a key present in both forms."""
+    src, dst = prefix + old, prefix + new
+    out: dict[str, Any] = {}
+    for k, v in state_dict.items():
+        out[dst + k[len(src):] if k.startswith(src) else k] = v
+    if len(out) != len(state_dict):
+        both = sorted(k for k in state_dict if k.startswith(src) and dst + k[len(src):] in state_dict)
+        raise CheckpointError(
+            f'the state dict holds the spectral projection twice, under {src!r} (release names) and {dst!r} '
+            f'(model names), e.g. {both[:3]}; keep one naming (torchgeo_smarties.models.to_release_state_dict '
+            'writes the release layout)'
+        )
+    return out
 
-    Drops MAE decoder keys, casts to the model's parameter dtype (half-precision
-    checkpoints load into float32), resamples ``pos_embed`` to the model's grid the
-    release's way, and drops ``norm.*`` when the model pools with ``fc_norm``
+
+def from_release_keys(state_dict: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Release key names → the model's: ``spectrum_projection.*`` → ``patch_embed.*`` (other keys unchanged).
+
+    Keys already in the model's naming pass through, so the function is idempotent.
+
+    Args:
+        state_dict: an encoder state dict (release or model naming).
+        prefix: the encoder's prefix inside a larger state dict (e.g. ``'encoder.'``).
+
+    Raises:
+        CheckpointError: if the projection appears under both names.
+    """
+    return _rename_prefix(state_dict, RELEASE_PROJECTION_PREFIX, MODEL_PROJECTION_PREFIX, prefix)
+
+
+def to_release_keys(state_dict: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """The model's key names → the release's: ``patch_embed.*`` → ``spectrum_projection.*``.
+
+    The inverse of :func:`from_release_keys`.
+
+    Raises:
+        CheckpointError: if the projection appears under both names.
+    """
+    return _rename_prefix(state_dict, MODEL_PROJECTION_PREFIX, RELEASE_PROJECTION_PREFIX, prefix)
+
+
+def to_release_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """An encoder's weights in the release's layout (``spectrum_projection.spectrum_embeds.{k}.proj.*``), detached.
+
+    What :meth:`~torchgeo_smarties.models.SMARTIESMAE.export_encoder` writes; every SMARTIES loader (and
+    ``model.load_state_dict``) reads it back.
+    """
+    return to_release_keys({k: v.detach() for k, v in model.state_dict().items()})
+
+
+def release_keys_pre_hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """``load_state_dict`` pre-hook of the encoder: release key names under *prefix* → the model's, in place."""
+    renamed = from_release_keys(state_dict, prefix)
+    if renamed.keys() != state_dict.keys():
+        state_dict.clear()
+        state_dict.update(renamed)
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Adapt a release-format (or model-format) state dict to *model* (timm ``pretrained_filter_fn`` signature).
+
+    Maps the release's key names to the model's (:func:`from_release_keys`), drops MAE decoder keys, casts to
+    the model's parameter dtype (half-precision checkpoints load into float32), resamples ``pos_embed`` to the
+    model's grid the release's way, and drops ``norm.*`` when the model pools with ``fc_norm``
     (the release deletes ``norm`` for ``global_pool=True``).
     """
     own = model.state_dict()
     out: dict[str, Tensor] = {}
-    for k, v in state_dict.items():
+    for k, v in from_release_keys(state_dict).items():
         if k.startswith(DECODER_PREFIXES):
             continue
         if k.startswith('norm.') and k not in own:
@@ -347,6 +425,10 @@ def filter_encoder_state_dict(state_dict: Mapping[str, Tensor], model: nn.Module
         if side * side == n_old and grid is not None and pe.shape[2] == target_pe.shape[2]:
             out['pos_embed'] = resample_pos_embed(pe, tuple(grid), (side, side), 1)
     return out
+
+
+#: The 0.1 name of :func:`checkpoint_filter_fn`.
+filter_encoder_state_dict = checkpoint_filter_fn
 
 
 def load_encoder_weights(
@@ -377,9 +459,10 @@ def load_encoder_weights(
     is_path = isinstance(weights, (str, os.PathLike))
     where = source or (os.fspath(weights) if is_path else 'state dict')  # type: ignore[arg-type]
     sd = load_checkpoint(weights) if is_path else _flatten(weights, where)  # type: ignore[arg-type]
+    sd = from_release_keys(sd)  # release names → the model's (the projection lives in patch_embed)
     own = model.state_dict()
     check_state_dict_values({k: v for k, v in sd.items() if not k.startswith(DECODER_PREFIXES)}, own, where=where)
-    sd = filter_encoder_state_dict(sd, model)
+    sd = checkpoint_filter_fn(sd, model)
     mismatched = []
     for k, v in list(sd.items()):
         if k in own and own[k].shape != v.shape:
@@ -402,7 +485,7 @@ def load_encoder_weights(
         raise CheckpointError(
             f'{where} does not match the SMARTIES encoder — ' + '; '.join(parts)
             + '. Check the model size (ViT-B vs ViT-L, or embed_dim/depth of a custom config) and that the file '
-            "is in the release's key format."
+            "is in the release's key format (or the model's: patch_embed.spectrum_embeds.* for spectrum_projection.*)."
         )
     model.load_state_dict(sd, strict=False)
     return model

@@ -41,6 +41,7 @@ from ..ops import (
     random_ranks,
 )
 from ..spectrum import ProjectionPlan
+from .checkpoint import to_release_keys, to_release_state_dict
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 from .vit import Bands, SMARTIESViT, check_architecture, release_init_
 
@@ -97,9 +98,10 @@ class SMARTIESMAE(nn.Module):
     The encoder is a :class:`SMARTIESViT` registered as the submodule :attr:`encoder` (so ``.eval()``,
     ``.to()`` and ``.half()`` reach it); state-dict hooks keep the release's flat key names
     (``cls_token``, ``pos_embed``, ``spectrum_projection.*``, ``blocks.*``, ``norm.*`` next to the decoder's
-    ``mask_token``/``decoder_*``: 318 keys for ViT-B), and flat or ``encoder.``-nested keys both load.
-    ``cls_token``, ``pos_embed``, ``spectrum_projection``, ``blocks`` and ``norm`` are read-only views of the
-    encoder's.
+    ``mask_token``/``decoder_*``: 318 keys for ViT-B; the encoder's ``patch_embed.*`` is written as the release's
+    ``spectrum_projection.*``), and flat or ``encoder.``-nested keys, in either naming, all load.
+    ``cls_token``, ``pos_embed``, ``spectrum_projection`` (the encoder's ``patch_embed``), ``blocks`` and ``norm``
+    are read-only views of the encoder's.
 
     Reference implementation: https://github.com/gsumbul/SMARTIES (``models_smarties.py``)
 
@@ -186,7 +188,7 @@ class SMARTIESMAE(nn.Module):
             for _ in range(decoder_depth)
         )
         self.decoder_norm = norm_layer(dd)
-        num_ranges = len(encoder.spectrum_projection.spectrum_embeds)
+        num_ranges = len(encoder.patch_embed.spectrum_embeds)
         self.decoder_preds = nn.ModuleList(
             nn.Linear(dd, self.patch_size**2, bias=True) for _ in range(num_ranges)
         )
@@ -214,8 +216,8 @@ class SMARTIESMAE(nn.Module):
 
     @property
     def spectrum_projection(self) -> nn.Module:
-        """The encoder's spectrum-aware projection."""
-        return self.encoder.spectrum_projection
+        """The encoder's spectrum-aware projection (its ``patch_embed``)."""
+        return self.encoder.patch_embed
 
     @property
     def blocks(self) -> nn.Sequential:
@@ -234,7 +236,7 @@ class SMARTIESMAE(nn.Module):
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The encoder's weights in the release's key format (no decoder keys)."""
-        return {k: v.detach() for k, v in self.encoder.state_dict().items()}
+        return to_release_state_dict(self.encoder)
 
     def export_encoder(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> str:
         """Write the encoder in the release's key format (``.safetensors``, or ``.pth`` by suffix).
@@ -597,10 +599,15 @@ def _token_errors(pred: Tensor, target: Tensor, valid: Tensor | None, sel: Tenso
 
 
 def _flatten_encoder_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    """State-dict post-hook: ``encoder.<key>`` → ``<key>``, the release's flat key names."""
+    """State-dict post-hook: ``encoder.<key>`` → ``<key>`` and ``patch_embed.*`` → ``spectrum_projection.*``.
+
+    The release's flat key names; the dict keeps its order (encoder keys first, as in the release).
+    """
     nested = prefix + 'encoder.'
-    for key in [k for k in state_dict if k.startswith(nested)]:
-        state_dict[prefix + key[len(nested):]] = state_dict.pop(key)
+    renamed = to_release_keys({prefix + k[len(nested):] if k.startswith(nested) else k: v
+                               for k, v in state_dict.items()}, prefix)
+    state_dict.clear()
+    state_dict.update(renamed)
 
 
 def _nest_encoder_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ..errors import CheckpointError
 from ..spectrum import PRESETS, InterpolationPolicy
-from .builders import smarties_vitb, smarties_vitl
-from .checkpoint import filter_encoder_state_dict, load_encoder_weights
+from .builders import FIRST_CONV, smarties_vitb, smarties_vitl
+from .checkpoint import checkpoint_filter_fn, load_encoder_weights
 from .demo import DEMO_INFO, DEMO_WEIGHTS
 from .vit import Bands, SMARTIESViT, default_bands_for
 from .weights import (
@@ -50,6 +50,7 @@ default_cfgs = generate_default_cfgs({
         'mean': (0.0,) * _N,
         'std': (1.0,) * _N,
         'fixed_input_size': False,
+        'first_conv': FIRST_CONV,
         'classifier': 'head',
         'license': 'apache-2.0',
         'custom_load': True,
@@ -79,7 +80,7 @@ def smarties_vit_tiny_patch16(pretrained: bool = False, **kwargs: Any) -> SMARTI
     kwargs = _tiny_kwargs(pretrained, kwargs)
     kwargs.setdefault('img_size', _TINY_SIZE)
     model: SMARTIESViT = build_model_with_cfg(
-        SMARTIESViT, 'smarties_vit_tiny_patch16', pretrained, pretrained_filter_fn=filter_encoder_state_dict,
+        SMARTIESViT, 'smarties_vit_tiny_patch16', pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg={'out_indices': 3, 'feature_cls': 'getter'}, **kwargs,
     )
     return model

@@ -6,9 +6,12 @@ linear, that equals one strided projection of all bands at once:
 
     token = Σ_c (12/C)·W_k(c) x_c + (12/C)·Σ_c b_k(c)
 
-:class:`SpectrumAwareProjection` holds the 17 learned ``Linear`` layers (state-dict
-keys ``spectrum_projection.spectrum_embeds.{k}.proj.*`` exactly as released) and
-builds the fused weight for a :class:`~torchgeo_smarties.spectrum.ProjectionPlan`:
+:class:`SpectrumAwareProjection` holds the 17 learned ``Linear`` layers and builds the
+fused weight for a :class:`~torchgeo_smarties.spectrum.ProjectionPlan`. In the encoder it is
+the ``patch_embed`` (:class:`SpectrumPatchEmbed`, which adds timm's patch-embed geometry), so its
+state-dict keys are ``patch_embed.spectrum_embeds.{k}.proj.*``; the release names them
+``spectrum_projection.spectrum_embeds.{k}.proj.*``, mapped at the load/export boundary
+(:mod:`torchgeo_smarties.models.checkpoint`):
 
 * in inference (no grad) the fused weight is cached per (plan, device, dtype) and
   revalidated against the parameters' version counters, so it follows every
@@ -53,15 +56,20 @@ class _RangeLinear(nn.Linear):
 class SpectrumRangeProjection(nn.Module):
     """One learned spectral range: ``Linear(S·S → D)`` on a row-major flattened band patch."""
 
-    def __init__(self, patch_size: int, embed_dim: int) -> None:
+    def __init__(
+        self, patch_size: int, embed_dim: int, device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         """Initialize a new SpectrumRangeProjection instance.
 
         Args:
             patch_size: patch side S.
             embed_dim: token width D.
+            device: device of the parameters (timm's factory argument).
+            dtype: dtype of the parameters (timm's factory argument).
         """
         super().__init__()
-        self.proj = _RangeLinear(patch_size * patch_size, embed_dim, bias=True)
+        self.proj = _RangeLinear(patch_size * patch_size, embed_dim, bias=True, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         """Project flattened band patches (..., S·S) to (..., D)."""
@@ -163,7 +171,7 @@ class SpectrumAwareProjection(nn.Module):
 
     def __init__(
         self, patch_size: int = 16, embed_dim: int = 768, num_ranges: int = NUM_LEARNED_RANGES,
-        scaler: float = PROJECTION_SCALER,
+        scaler: float = PROJECTION_SCALER, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         """Initialize a new SpectrumAwareProjection instance.
 
@@ -172,12 +180,16 @@ class SpectrumAwareProjection(nn.Module):
             embed_dim: token width D.
             num_ranges: number of learned spectral ranges (17 in the release).
             scaler: the release's ``projection_scaler`` (12).
+            device: device of the parameters (timm's factory argument).
+            dtype: dtype of the parameters (timm's factory argument).
         """
         super().__init__()
-        self.patch_size = patch_size
-        self.embed_dim = embed_dim
         self.scaler = float(scaler)
-        self.spectrum_embeds = nn.ModuleList(SpectrumRangeProjection(patch_size, embed_dim) for _ in range(num_ranges))
+        self.embed_dim = embed_dim
+        self.patch_side = patch_size
+        self.spectrum_embeds = nn.ModuleList(
+            SpectrumRangeProjection(patch_size, embed_dim, device=device, dtype=dtype) for _ in range(num_ranges)
+        )
         self._cache: dict[tuple[Any, ...], tuple[tuple[tuple[int, int], ...], _Fused]] = {}
 
     # -- weights ---------------------------------------------------------------------------------------------------
@@ -211,7 +223,7 @@ class SpectrumAwareProjection(nn.Module):
     def _build(self, plan: ProjectionPlan, device: torch.device, dtype: torch.dtype) -> _Fused:
         """The projection of *plan* in its cheaper form (see :class:`_Fused`)."""
         weight, bias = self.stacked()  # (K, D, P), (K, D)
-        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2  # (static, also under torch.fx)
+        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_side**2  # (static, also under torch.fx)
         rows = plan.matrix()
         if len(rows[0]) != k:
             raise ValueError(f'plan mixes {len(rows[0])} ranges but the model has {k}')
@@ -254,7 +266,7 @@ class SpectrumAwareProjection(nn.Module):
         parts = self.fused_parts(plan, device, dtype)
         if parts.mix is None:
             return parts.weight, parts.bias
-        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_size**2
+        k, d, p = len(self.spectrum_embeds), self.embed_dim, self.patch_side**2
         w_c = (parts.mix @ parts.weight.reshape(k, p * d)).reshape(-1, d)  # rows c·P + p
         return w_c * (self.scaler / plan.num_active), parts.bias
 
@@ -276,7 +288,7 @@ class SpectrumAwareProjection(nn.Module):
         if band_mask is None:
             return self._unmasked(x, plan)
         b, c, h, w = x.shape
-        valid = patch_validity(band_mask.to(x.device), (b, c, h, w), self.patch_size)  # (B, C, gh, gw) bool
+        valid = patch_validity(band_mask.to(x.device), (b, c, h, w), self.patch_side)  # (B, C, gh, gw) bool
         active = torch.tensor(plan.active, device=x.device)[None, :, None, None]
         if not torch.compiler.is_compiling() and bool((valid | ~active).all()):
             # every active band is valid in every patch: this *is* the unmasked computation, so take its path
@@ -284,7 +296,7 @@ class SpectrumAwareProjection(nn.Module):
         return self._masked(x, plan, valid & active)
 
     def _unmasked(self, x: Tensor, plan: ProjectionPlan) -> Tensor:
-        s = self.patch_size
+        s = self.patch_side
         parts = self.fused_parts(plan, x.device, x.dtype)
         weight, bias = parts.weight, parts.bias
         channels = plan.num_bands
@@ -312,7 +324,7 @@ class SpectrumAwareProjection(nn.Module):
     def _masked(self, x: Tensor, plan: ProjectionPlan, valid: Tensor) -> Tensor:
         """Tokens as 12 × the mean over the bands valid in each patch; *valid* (B, C, h, w) excludes ignored bands."""
         b, c, h, w = x.shape
-        s = self.patch_size
+        s = self.patch_side
         gh, gw = h // s, w // s
         vpix = valid.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
         x = torch.where(vpix, x, torch.zeros((), dtype=x.dtype, device=x.device))
@@ -341,21 +353,23 @@ class SpectrumAwareProjection(nn.Module):
         weight = torch.stack(ws)
         k, d, p = weight.shape
         c = mix.shape[0]
-        s = self.patch_size
+        s = self.patch_side
         mix = mix.to(weight.dtype)
         kernel = (mix @ weight.reshape(k, d * p)).reshape(c, d, s, s).permute(1, 0, 2, 3) * scale
         bias = (mix @ torch.stack(bs)).sum(0) * scale
         return F.conv2d(x, kernel.to(x.dtype), bias.to(x.dtype), stride=s).permute(0, 2, 3, 1)
 
 
-class SpectrumPatchEmbed(nn.Module):
-    """timm-compatible patch-embed geometry for the SMARTIES encoder (no parameters, no per-call state).
+class SpectrumPatchEmbed(SpectrumAwareProjection):
+    """The encoder's ``patch_embed``: the 17 learned per-range projections plus timm's patch-embed geometry.
 
-    It provides what timm's ``VisionTransformer`` expects of ``patch_embed`` — ``img_size``,
-    ``grid_size``, ``num_patches``, ``feat_ratio``, ``dynamic_feat_size``, ``set_input_size`` and the
-    output format — while the learned weights live in the encoder's ``spectrum_projection`` (so the state
-    dict keeps the release's key names). The encoder calls the projection itself, passing the band plan and
-    mask as arguments (:meth:`SMARTIESViT.patch_tokens`); this module never holds either.
+    It is a :class:`SpectrumAwareProjection` (state-dict keys ``patch_embed.spectrum_embeds.{k}.proj.*`` in the
+    encoder; the release's ``spectrum_projection.*`` names are mapped at load/export, see
+    :mod:`torchgeo_smarties.models.checkpoint`) that also provides what timm's ``VisionTransformer`` expects of
+    ``patch_embed`` — ``img_size``, ``patch_size``, ``grid_size``, ``num_patches``, ``feat_ratio``,
+    ``dynamic_feat_size``, ``set_input_size`` and the output format. Being the encoder's first child, its first
+    learned range ``spectrum_embeds.0.proj`` is the input layer torchgeo's ``load_state_dict`` finds
+    (``in_channels`` 256). The band plan and mask are arguments of :meth:`forward`; this module never holds either.
     """
 
     def __init__(
@@ -366,16 +380,19 @@ class SpectrumPatchEmbed(nn.Module):
         embed_dim: int = 768,
         output_fmt: str | None = None,
         strict_img_size: bool = True,
+        num_ranges: int = NUM_LEARNED_RANGES,
+        scaler: float = PROJECTION_SCALER,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **_: Any,
     ) -> None:
-        """Initialize a new SpectrumPatchEmbed instance (arguments as timm's ``PatchEmbed``)."""
-        super().__init__()
+        """Initialize a new SpectrumPatchEmbed instance (arguments as timm's ``PatchEmbed``, plus the projection's)."""
         ps = patch_size if isinstance(patch_size, int) else patch_size[0]
         if not isinstance(patch_size, int) and patch_size[0] != patch_size[1]:
             raise ImageSizeError(f'only square patches are supported, got {patch_size}')
+        super().__init__(ps, embed_dim, num_ranges, scaler, device=device, dtype=dtype)
         self.patch_size = (ps, ps)
         self.in_chans = in_chans
-        self.embed_dim = embed_dim
         self.output_fmt = output_fmt or 'NLC'
         self.flatten = self.output_fmt == 'NLC'
         self.strict_img_size = strict_img_size
@@ -407,9 +424,3 @@ class SpectrumPatchEmbed(nn.Module):
     def dynamic_feat_size(self, img_size: tuple[int, int]) -> tuple[int, int]:
         """Token grid for an image of *img_size*."""
         return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Not callable on its own: the tokens depend on a band plan, which lives with the encoder."""
-        raise RuntimeError(
-            'SpectrumPatchEmbed holds no weights; embed with the encoder: model.patch_tokens(x, bands=...)'
-        )

@@ -14,8 +14,9 @@ from torch import Tensor, nn
 from ..errors import BandCountError, ImageSizeError, ModelConfigError
 from ..spectrum import InterpolationPolicy, OutOfRange, ProjectionPlan, plan_bands
 from ..spectrum.registry import BandSpec
+from .checkpoint import release_keys_pre_hook
 from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
-from .tokenizer import SpectrumAwareProjection, SpectrumPatchEmbed, validate_image
+from .tokenizer import SpectrumPatchEmbed, validate_image
 
 __all__ = ('DEFAULT_PRESETS', 'Bands', 'SMARTIESViT', 'check_architecture', 'default_bands_for', 'release_init_')
 
@@ -98,6 +99,10 @@ class SMARTIESViT(VisionTransformer):
     band sets from several threads.
 
     ``pos_embed`` is the release's fixed sin-cos table, a persistent buffer (state-dict key ``pos_embed``).
+    The 17 learned per-range projections live in ``patch_embed`` (a :class:`SpectrumPatchEmbed`, timm's first
+    child): module names and state-dict keys are ``patch_embed.spectrum_embeds.{k}.proj.*``. The release's
+    ``spectrum_projection.*`` keys are mapped when loading (``load_state_dict`` accepts both namings) and by
+    :func:`~torchgeo_smarties.models.to_release_state_dict` for export.
     ``torch.jit.script`` and ``torch.fx`` tracing see ``forward(x)`` with the default band set.
 
     Reference implementation: https://github.com/gsumbul/SMARTIES
@@ -112,7 +117,7 @@ class SMARTIESViT(VisionTransformer):
     default_mix: Tensor
     #: Python-only attributes TorchScript must not try to compile (the scripted forward uses ``default_mix``).
     __jit_ignored_attributes__ = ('default_plan',)
-    __jit_unused_properties__ = ('bands',)
+    __jit_unused_properties__ = ('bands', 'spectrum_projection')
 
     def __init__(
         self,
@@ -200,16 +205,12 @@ class SMARTIESViT(VisionTransformer):
         del self.pos_embed
         n_pos = 1 + self.patch_embed.num_patches
         self.register_buffer('pos_embed', torch.zeros(1, n_pos, embed_dim, device=dev, dtype=dt))
-        # spectrum_projection is the first child: torchgeo's load_state_dict finds a model's input layer by
-        # following first children (here spectrum_projection.spectrum_embeds.0.proj, as in the release)
-        children = dict(self._modules)
-        self._modules.clear()
-        self.spectrum_projection = SpectrumAwareProjection(patch_size, embed_dim).to(device=dev, dtype=dt)
-        self._modules.update(children)
         self.default_plan = plan
         # the default plan as tensors, for TorchScript (which cannot take a plan): not saved
         self.register_buffer('default_mix', torch.tensor(plan.matrix(), device=dev, dtype=dt), persistent=False)
-        self.default_scale = self.spectrum_projection.scaler / plan.num_active
+        self.default_scale = self.patch_embed.scaler / plan.num_active
+        # the release's key names (spectrum_projection.*) load too: mapped to patch_embed.* before loading
+        self.register_load_state_dict_pre_hook(release_keys_pre_hook)
         self.init_weights()
 
     # -- init --------------------------------------------------------------------------------------------------------
@@ -240,7 +241,12 @@ class SMARTIESViT(VisionTransformer):
         self.default_plan = plan
         self.in_chans = plan.num_bands
         self.default_mix = torch.tensor(plan.matrix(), dtype=self.default_mix.dtype, device=self.default_mix.device)
-        self.default_scale = self.spectrum_projection.scaler / plan.num_active
+        self.default_scale = self.patch_embed.scaler / plan.num_active
+
+    @property
+    def spectrum_projection(self) -> SpectrumPatchEmbed:
+        """The spectral projection (the 17 learned ranges): :attr:`patch_embed` itself, under the release's name."""
+        return self.patch_embed  # type: ignore[return-value]
 
     # -- tokens ------------------------------------------------------------------------------------------------------
     @torch.jit.unused  # type: ignore[untyped-decorator]
@@ -252,7 +258,7 @@ class SMARTIESViT(VisionTransformer):
         Args:
             x: (B, C, H, W) floating-point image batch; cast to the model's dtype (outside ``torch.autocast``).
             bands: a :data:`Bands` (default: the model's band set).
-            band_mask: optional validity mask (see :class:`SpectrumAwareProjection`).
+            band_mask: optional validity mask (see :class:`~torchgeo_smarties.models.SpectrumAwareProjection`).
         """
         if torch.fx._symbolic_trace.is_fx_symbolic_tracing():
             # torch.fx makes every forward argument a Proxy; a band plan is resolved in Python, so a traced
@@ -273,12 +279,12 @@ class SMARTIESViT(VisionTransformer):
                 # cast policy: the image takes the model's dtype (float16/bfloat16/float64 into a float32 model,
                 # float32 into a .half() model); under torch.autocast the input is left to autocast
                 x = x.to(dtype)
-        out: Tensor = self.spectrum_projection(x, plan, band_mask)
+        out: Tensor = self.patch_embed(x, plan, band_mask)
         return out
 
     def _tokens(self, x: Tensor, bands: Any, band_mask: Optional[Tensor]) -> Tensor:  # noqa: UP045
         if torch.jit.is_scripting():
-            return self.spectrum_projection.forward_default(x, self.default_mix, self.default_scale)
+            return self.patch_embed.forward_default(x, self.default_mix, self.default_scale)  # type: ignore[operator]
         return self.patch_tokens(x, bands, band_mask)
 
     # -- timm overrides -----------------------------------------------------------------------------------------------
@@ -412,6 +418,15 @@ class SMARTIESViT(VisionTransformer):
         x = self.forward_features(x, bands, band_mask, attn_mask, is_causal)
         out: Tensor = self.forward_head(x)
         return out
+
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's ViT parameter groups, except that the spectral projection is not in the stem.
+
+        As in the release's layer-wise lr decay (where it is ``spectrum_projection``, not ``patch_embed``), the 17
+        learned ranges sit on top with the head (scale 1.0); the stem is ``cls_token``/``pos_embed``/``norm_pre``.
+        """
+        return {'stem': r'^cls_token|^pos_embed|^norm_pre', 'blocks': [(r'^blocks\.(\d+)', None), (r'^norm', (99999,))]}
 
     @torch.jit.ignore  # type: ignore[untyped-decorator]
     def no_weight_decay(self) -> set[str]:

@@ -21,7 +21,7 @@ from torchvision.models._api import Weights, WeightsEnum
 
 from ..errors import CheckpointError, InputError, WeightsArgumentError
 from ..spectrum import PRESETS
-from .checkpoint import DECODER_PREFIXES, TORCH_SUFFIXES, is_url, load_checkpoint
+from .checkpoint import DECODER_PREFIXES, TORCH_SUFFIXES, from_release_keys, is_url, load_checkpoint
 from .demo import DEMO_INFO, DEMO_WEIGHTS
 
 __all__ = (
@@ -218,14 +218,16 @@ class SMARTIESWeightsEnum(WeightsEnum):  # type: ignore[misc]
     """Base class of the SMARTIES weight enums: hub-cache/local-aware loading."""
 
     def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
-        """Load the released state dict (release key format, decoder keys removed).
+        """Load the released state dict in the model's key names, decoder keys removed.
 
+        The release's ``spectrum_projection.*`` keys come back as ``patch_embed.*`` (the model's names), so
+        torchgeo's ``load_state_dict(model, weights.get_state_dict())`` finds the input layer and loads every key.
         Accepts and ignores torchvision's ``progress``/``weights_only`` arguments
         (safetensors files are loaded without pickle; ``.pth`` with ``weights_only=True``).
         """
         path = find_weights_file(self.meta['hf_repo'], self.meta['filename'])
         sd = load_checkpoint(path)
-        return {k: v for k, v in sd.items() if not k.startswith(DECODER_PREFIXES)}
+        return from_release_keys({k: v for k, v in sd.items() if not k.startswith(DECODER_PREFIXES)})
 
     @property
     def local_path(self) -> Path | None:
@@ -297,14 +299,14 @@ class SMARTIESTiny16_Weights(SMARTIESWeightsEnum):  # type: ignore[misc]
     )
 
     def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
-        """The bundled demo encoder weights (no download).
+        """The bundled demo encoder weights in the model's key names (no download).
 
         Raises:
             CheckpointError: if the file is missing from the installation.
         """
         if not DEMO_WEIGHTS.is_file():
             raise CheckpointError(f'the demo checkpoint is missing ({DEMO_WEIGHTS}); reinstall torchgeo_smarties')
-        return load_checkpoint(DEMO_WEIGHTS)
+        return from_release_keys(load_checkpoint(DEMO_WEIGHTS))
 
     @property
     def local_path(self) -> Path | None:
