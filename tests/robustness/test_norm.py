@@ -106,12 +106,17 @@ def test_stats_file_std_not_positive(tmp_path: Path, std: float) -> None:
         make_normalizer(B, stats=path)
 
 
+def _raw_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / 's.json'
+    path.write_text(text)
+    return path
+
+
 # class: non-finite statistics (NaN / Infinity are valid JSON for Python's json module)
 def test_stats_file_non_finite(tmp_path: Path) -> None:
-    path = tmp_path / 's.json'
-    path.write_text('{"bands": {"sentinel2:B04": {"p1": NaN, "p99": 3000, "mean": 0.3, "std": 0.2}}}')
+    text = '{"bands": {"sentinel2:B04": {"p1": NaN, "p99": 3000, "mean": 0.3, "std": 0.2}}}'
     with pytest.raises(InputError, match='non-finite'):
-        BandStats.load(path)
+        BandStats.load(_raw_file(tmp_path, text))
 
 
 # class: p99 <= p1 in a statistics file
@@ -123,10 +128,9 @@ def test_stats_file_percentiles_inverted(tmp_path: Path) -> None:
 
 # class: a statistics file with a non-numeric or missing statistic
 def test_stats_file_non_numeric(tmp_path: Path) -> None:
-    path = tmp_path / 's.json'
-    path.write_text('{"bands": {"sentinel2:B04": {"p1": "low", "p99": 3000, "mean": 0.3, "std": 0.2}}}')
+    text = '{"bands": {"sentinel2:B04": {"p1": "low", "p99": 3000, "mean": 0.3, "std": 0.2}}}'
     with pytest.raises(StatisticsFileError, match='needs numeric p1, p99, mean and std'):
-        BandStats.load(path)
+        BandStats.load(_raw_file(tmp_path, text))
 
 
 # class: a statistics file that is not text (e.g. an image passed by mistake)

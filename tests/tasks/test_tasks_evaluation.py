@@ -58,8 +58,8 @@ def test_knn_multilabel_and_accuracy() -> None:
     n = math.hypot(1.0, 0.2)
     w0, w2 = math.exp(1 / n / 0.5), math.exp(1.2 / n / math.sqrt(2) / 0.5)
     torch.testing.assert_close(scores, torch.tensor([[w0 + w2, w2]]))
-    assert knn_accuracy(TRAIN, LABELS, torch.cat([TEST, TRAIN[1:2]]), torch.tensor([0, 1]), 2, k=1) == 1.0
-    assert knn_accuracy(TRAIN, multi, TRAIN, multi, 2, k=1) == 1.0  # mAP of a perfect ranking
+    assert knn_accuracy(knn_scores(TRAIN, LABELS, torch.cat([TEST, TRAIN[1:2]]), 2, k=1), torch.tensor([0, 1])) == 1.0
+    assert knn_accuracy(knn_scores(TRAIN, multi, TRAIN, 2, k=1), multi) == 1.0  # mAP of a perfect ranking
 
 
 def test_map_ties_and_labels_without_positives() -> None:

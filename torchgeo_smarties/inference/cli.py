@@ -59,7 +59,7 @@ def _common(p: argparse.ArgumentParser, many: bool = False) -> None:
     g.add_argument('--tile', type=int, default=224, help='tile size in px, multiple of 16 (default 224)')
     g.add_argument('--overlap', type=int, default=None, help='tile overlap in px, multiple of 16 (default 32)')
     g.add_argument('--batch-size', type=int, default=8, help='tiles per forward pass (default 8)')
-    g.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: 0 on the CPU, else cores - 1, max 4)')
+    g.add_argument('--workers', type=int, default=None, help='DataLoader workers (default 0 on CPU, else cores-1 <= 4)')
     g.add_argument('--device', help='torch device, e.g. cuda, cuda:1 (default cpu; in a multi-scene job under '
                    'torchrun/SLURM, cuda is each process\'s local GPU)')
     g.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help='autocast precision')

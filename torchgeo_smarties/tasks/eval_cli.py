@@ -27,7 +27,7 @@ from torchvision.models._api import WeightsEnum
 from ..errors import DatasetRootError, InputError
 from ..models import resolve_weights_arg
 from ._build import create_encoder, load_weights
-from .evaluation import extract_features, knn_accuracy, resize_to_scale
+from .evaluation import extract_features, knn_accuracy, knn_scores, resize_to_scale
 
 __all__ = ('DATASETS', 'EvalDataset', 'main')
 
@@ -182,7 +182,7 @@ def run_knn(args: argparse.Namespace) -> list[dict[str, Any]]:
         (xtr, ytr), (xte, yte) = feats[scale][spec.train_split], feats[scale][spec.test_split]
         if spec.multilabel:
             ytr, yte = _multihot(ytr, spec.num_classes), _multihot(yte, spec.num_classes)
-        score = knn_accuracy(xtr, ytr, xte, yte, spec.num_classes, args.k, args.temperature)
+        score = knn_accuracy(knn_scores(xtr, ytr, xte, spec.num_classes, args.k, args.temperature), yte)
         results.append({
             'dataset': args.dataset, 'protocol': 'knn', 'model': args.model, 'scale': scale, 'k': args.k,
             'temperature': args.temperature, 'metric': 'mAP' if spec.multilabel else 'accuracy', 'value': score,

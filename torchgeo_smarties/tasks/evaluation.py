@@ -87,17 +87,13 @@ def knn_scores(
     return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
-def knn_accuracy(
-    train_features: Tensor,
-    train_labels: Tensor,
-    test_features: Tensor,
-    test_labels: Tensor,
-    num_classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
-) -> float:
-    """kNN score: top-1 accuracy for class-index labels, macro mAP of the vote scores for multi-hot labels."""
-    scores = knn_scores(train_features, train_labels, test_features, num_classes, k, temperature)
+def knn_accuracy(scores: Tensor, test_labels: Tensor) -> float:
+    """kNN score of vote *scores* (:func:`knn_scores`): top-1 accuracy for class-index labels, macro mAP for multi-hot.
+
+    Args:
+        scores: ``(N, num_classes)`` vote scores of the test samples.
+        test_labels: ``(N,)`` class indices or ``(N, num_classes)`` multi-hot labels.
+    """
     if test_labels.ndim == 1:
         return float((scores.argmax(dim=1) == test_labels.to(scores.device)).float().mean())
     return _mean_average_precision(scores, test_labels.float())
