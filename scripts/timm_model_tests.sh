@@ -22,6 +22,9 @@ PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
 fi
+if [[ "$PY" == */* ]]; then  # absolute: pytest runs from timm's unpacked sdist below (keeps the venv's symlink)
+    PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+fi
 VERSION="$("$PY" -c 'import timm; print(timm.__version__)')"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/timm-tests.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
