@@ -139,7 +139,8 @@ def test_kill_and_resume_is_byte_identical(tiny_model: SMARTIESViT, sample: Path
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, batch_size=3, on_batch=kill, **KW)
+        embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, batch_size=3, on_batch=kill,
+                     checkpoint_seconds=0, **KW)
     assert not out.exists()  # no partial output at the final path
     assert (tmp_path / 'out.tif.partial' / 'progress.json').is_file()
     killed_at = seen[-1]
@@ -158,7 +159,7 @@ def test_resume_refuses_other_settings(tiny_model: SMARTIESViT, sample: Path, tm
         raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, on_batch=kill, **KW)
+        embed_raster(sample, out, model=tiny_model, tile=64, overlap=16, on_batch=kill, checkpoint_seconds=0, **KW)
     with pytest.raises(ResumeError, match='options changed since the partial run: overlap 16 → 32'):
         embed_raster(sample, out, model=tiny_model, tile=64, overlap=32, resume=True, **KW)
 

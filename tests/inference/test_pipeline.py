@@ -168,3 +168,12 @@ def test_background_writer_and_inline_writer_give_the_same_file(sample: Path, tm
             outs.append(ds.read())
     # the same tiles, normalised by the same code and blended in the same order in both: the same values
     np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-6)
+
+
+def test_checkpoint_interval_is_a_keyword_of_the_wrappers(sample: Path, tmp_path: Path) -> None:
+    from torchgeo_smarties.inference import embed_raster
+
+    with pytest.raises(OptionError, match='checkpoint interval'):  # validated before anything is read or written
+        embed_raster(sample, tmp_path / 'o.tif', weights='demo', checkpoint_seconds=-1, progress=False,
+                     log=lambda s: None)
+    assert list(tmp_path.iterdir()) == []

@@ -125,9 +125,7 @@ def dense_step(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, p
 
 
 def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
-    # a (K, n, W) view of the pixel-interleaved rows: GDAL writes the pixel-interleaved blocks from it directly
-    # (a band-sequential copy first would move every byte once more)
-    return rows.astype(dtype, copy=False).transpose(2, 0, 1)
+    return np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype)
 
 
 def provenance_tags(job: EmbedJob, weights_sha1: str) -> dict[str, str]:
@@ -140,13 +138,18 @@ def provenance_tags(job: EmbedJob, weights_sha1: str) -> dict[str, str]:
     return {'SMARTIES_SOURCE': job.input, 'SMARTIES_WEIGHTS_SHA1': weights_sha1, **normalization_tags(job.normalizer)}
 
 
+def run_tags(model: SMARTIESViT, wdesc: str, band_ids: tuple[str, ...], tile: int) -> dict[str, str]:
+    """The tags every embedding output carries: the weights, the band ids per channel, the tile and patch size."""
+    return {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_TILE': str(tile),
+            'SMARTIES_PATCH_SIZE': str(model.patch_size)}
+
+
 def embedding_spec(out: Path, model: SMARTIESViT, wdesc: str, band_ids: tuple[str, ...], dtype: str, layer: int,
                    final_norm: bool, tile: int, overlap: int, extra_tags: dict[str, str] | None = None) -> OutputSpec:
     """The embedding GeoTIFF written by :func:`embed_raster`: one float band per channel, NaN nodata, run tags."""
     d = model.embed_dim
-    tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(band_ids), 'SMARTIES_LAYER': str(layer),
-            'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_TILE': str(tile), 'SMARTIES_OVERLAP': str(overlap),
-            'SMARTIES_PATCH_SIZE': str(model.patch_size), **(extra_tags or {})}
+    tags = {**run_tags(model, wdesc, band_ids, tile), 'SMARTIES_LAYER': str(layer),
+            'SMARTIES_FINAL_NORM': str(final_norm), 'SMARTIES_OVERLAP': str(overlap), **(extra_tags or {})}
     return OutputSpec(out, d, dtype, functools.partial(_render_rows, dtype=dtype), float('nan'),
                       [f'emb_{i:04d}' for i in range(d)], tags)
 
@@ -350,8 +353,7 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
         finally:
             if bar is not None:
                 bar.close()
-        tags = {'SMARTIES_WEIGHTS': wdesc, 'SMARTIES_BANDS': ','.join(job.band_ids), 'SMARTIES_POOL': pool,
-                'SMARTIES_TILE': str(tiling.tile), 'SMARTIES_PATCH_SIZE': str(model.patch_size),
+        tags = {**run_tags(model, wdesc, job.band_ids, tiling.tile), 'SMARTIES_POOL': pool,
                 **provenance_tags(job, state_fingerprint(model))}
         _write_vectors(out, rows, src, pool, log, tags)
     return EmbedResult(out, job.band_ids, model.embed_dim, (len(rows), model.embed_dim))

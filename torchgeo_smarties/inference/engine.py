@@ -11,7 +11,7 @@ into a :class:`BlendAccumulator` of pending output rows, and streams finished ro
 After a batch that finishes output rows, the accumulator and the position are check-pointed
 (``progress.json`` + ``carry-<tile>.npz``), at most every ``TilingOptions.checkpoint_seconds`` (default 10 s: an
 interrupted run loses at most that much work, and a fast accelerator is not held up by a checkpoint per tile row;
-0 checkpoints after every finished tile row, as does a run with an ``on_batch`` callback). ``resume=True``
+0 checkpoints after every finished tile row). ``resume=True``
 restarts from that point: finished rows are replayed from the raw store, the batches keep the same composition,
 and the result is byte-identical to an uninterrupted run. ``progress.json`` records a fingerprint of the run (the
 input files' size, mtime and sampled-content hash, the normalisation, the weights and every option,
@@ -541,8 +541,7 @@ def run_tiled(
         fingerprint: what must match for ``resume``: ``input``, ``bands``, ``normalization``, ``weights`` and
             ``options`` (see :func:`compare_fingerprints`); the tiling options are added.
         progress: show a tqdm progress bar.
-        on_batch: called after every check-pointed batch with (tiles done, tiles total); with a callback the run
-            checkpoints after every batch that finishes output rows (the callback observes each durable state).
+        on_batch: called after every check-point with (tiles done, tiles total), once it is durable.
         workdir: where partial results live (default ``<first output>.partial``).
 
     Returns:
@@ -707,7 +706,7 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
                     sink.put(_emit, store, writers, y_first, vals[:n, :wc])
                 rows_done = min(hc, limit)
                 now = time.perf_counter()
-                if on_batch is not None or now - last_checkpoint >= every:
+                if now - last_checkpoint >= every:
                     last_checkpoint = now
                     snapshot = BlendAccumulator(acc.acc.copy(), acc.wsum.copy(), acc.y0)  # later tiles add to acc
                     sink.put(store.checkpoint, done, rows_done, snapshot)

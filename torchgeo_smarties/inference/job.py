@@ -161,11 +161,13 @@ class TilingKeywords(ReadKeywords, total=False):
     Attributes:
         overlap: overlap in px, a multiple of 16 below *tile*; None (the default): the entry point's default (32;
             :func:`~torchgeo_smarties.inference.predict_raster`: 0 for classification, else 32).
-        compress: GeoTIFF codec, one of :data:`CODECS` (default ``'deflate'``).
+        compress: GeoTIFF codec, one of :data:`CODECS` (default :data:`DEFAULT_CODEC`).
+        checkpoint_seconds: least seconds between two resume check-points (default 10; 0: after every tile row).
     """
 
     overlap: int | None
     compress: str
+    checkpoint_seconds: float
 
 
 class DenseKeywords(TypedDict, total=False):
