@@ -51,7 +51,8 @@ def test_keywords_reach_their_objects() -> None:
 def test_keyword_sets() -> None:
     pool, predict, embed = keyword_names(PoolKeywords), keyword_names(PredictKeywords), keyword_names(EmbedKeywords)
     assert pool < predict < embed
-    assert predict - pool == {'overlap', 'compress', 'checkpoint_seconds'} and embed - predict == {'dtype', 'layer', 'final_norm'}
+    assert predict - pool == {'overlap', 'compress', 'checkpoint_seconds'}
+    assert embed - predict == {'dtype', 'layer', 'final_norm'}
     # the wrappers' explicit parameters and their **options never overlap
     for fn, keys in ((embed_raster, embed), (pool_raster, pool), (predict_raster, predict),
                      (embed_raster_distributed, embed), (embed_many, embed)):
