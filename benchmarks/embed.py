@@ -137,6 +137,7 @@ def pipeline_ratio(tif: Path, tiles: list[tuple[torch.Tensor, torch.Tensor]], wo
     ratios = []
     for r in range(rounds):
         t_free = n / model_only(free, tiles, batch)
+        (work / 'pipe.tif').unlink(missing_ok=True)  # removing the last round's output is not the pipeline's cost
         t0 = time.perf_counter()  # the whole call: validation, fingerprints, weights hash, tiles, writes, rename
         res = embed_raster(tif, work / 'pipe.tif', model=free, batch_size=batch, num_workers=workers, progress=False,
                            log=lambda s: None, **embed_kw)

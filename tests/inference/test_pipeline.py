@@ -156,7 +156,7 @@ def test_default_workers_follow_the_device() -> None:
 
 def test_background_writer_and_inline_writer_give_the_same_file(sample: Path, tmp_path: Path) -> None:
     outs = []
-    for workers in (0, 1):  # inline sink in the calling thread / DataLoader worker + background writer thread
+    for workers in (0, 1):  # writer held before each model step / DataLoader worker + free-running writer thread
         src = open_source(sample)
         grid = TileGrid(src.height, src.width, 64, 16)
         out = tmp_path / f'w{workers}.tif'

@@ -42,13 +42,14 @@ from .engine import (
     BlendAccumulator,
     BlockWriter,
     OutputSpec,
+    TileBatch,
     TileDataset,
     TiledRun,
     block_rows,
     output_profile,
     state_fingerprint,
+    tile_loader,
     unwrap_worker_error,
-    worker_init,
 )
 from .job import (
     ACCELERATORS,
@@ -133,10 +134,7 @@ class _EmbedPredictModule(L.LightningModule):
     def predict_dataloader(self) -> DataLoader:  # type: ignore[type-arg]
         ds = TileDataset(self.source, self.grid, self.normalize)
         sampler = ContiguousDistributedSampler(ds, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
-        nw = self.tiling.workers
-        return DataLoader(ds, batch_size=self.tiling.batch_size, sampler=sampler, num_workers=nw,
-                          worker_init_fn=worker_init if nw else None, prefetch_factor=2 if nw else None,
-                          persistent_workers=bool(nw))
+        return tile_loader(ds, self.tiling, sampler, persistent=True)
 
     def on_predict_start(self) -> None:
         self.encoder.eval()
@@ -150,11 +148,10 @@ class _EmbedPredictModule(L.LightningModule):
                                     'w+')
             self._acc = _as_accumulator(self._mm, y0)
 
-    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> int:
-        x, m, idx = batch
+    def predict_step(self, batch: TileBatch, batch_idx: int) -> int:
+        idx = batch.tiles
         assert self._fn is not None and self._acc is not None
-        mask = None if bool(m.all()) else m
-        out_t, valid_t = self._fn(x, mask)
+        out_t, valid_t = self._fn(batch.x, batch.mask)
         out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
         self._acc.add_tiles(self.grid, idx.tolist(), out, valid_t.detach().cpu().numpy())
         return len(idx)  # the tiles themselves are written to the rank's file

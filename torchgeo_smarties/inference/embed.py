@@ -16,13 +16,12 @@ from typing import Any, Literal, Unpack
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from ..errors import InputError, OptionError, SmartiesError
 from ..models import SMARTIESViT, patch_validity
 from ..spectrum import ProjectionPlan, plan_bands
 from ..transforms import make_normalizer, normalization_preset, normalization_tags
-from .engine import OutputSpec, TileDataset, TiledRun, run_tiled, state_fingerprint, unwrap_worker_error, worker_init
+from .engine import OutputSpec, TileDataset, TiledRun, run_tiled, state_fingerprint, tile_loader, unwrap_worker_error
 from .job import (
     POOLS,
     VECTOR_SUFFIXES,
@@ -314,9 +313,7 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
     src, plan = job.source, job.plan
     grid = TileGrid(src.height, src.width, tiling.tile, 0, model.patch_size, model.patch_size)
     _describe(job, wdesc, log)
-    nw = tiling.workers
-    loader = DataLoader(TileDataset(src, grid, job.normalizer), batch_size=tiling.batch_size, num_workers=nw,
-                        worker_init_fn=worker_init if nw else None)
+    loader = tile_loader(TileDataset(src, grid, job.normalizer), tiling)
     rows: list[tuple[int, int, int, int, int, np.ndarray]] = []
     th, tw = grid.tile_hw
     with OutputLock([out]):
@@ -327,8 +324,8 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
             bar = tqdm(total=len(grid), unit='tile', desc='tiles')
         try:
             with torch.inference_mode():
-                for x, m, idx in loader:
-                    mask = None if bool(m.all()) else m
+                for batch in loader:
+                    x, idx, mask = batch.x, batch.tiles, batch.mask
                     valid = token_validity(mask, plan, tuple(x.shape), model.patch_size)
                     xd = x.to(dev)
                     md = mask.to(dev) if mask is not None else None

@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import rasterio
@@ -46,7 +46,7 @@ from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError, ResumeError, SmartiesError
 from ..transforms.normalize import SmartiesNormalize
@@ -55,9 +55,9 @@ from .outputs import check_outputs, disk_full_error, is_disk_full
 from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileDataset', 'TiledRun',
-           'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_tiled',
-           'state_fingerprint', 'tile_contribution', 'unwrap_worker_error', 'worker_init')
+__all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileBatch', 'TileDataset',
+           'TiledRun', 'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_tiled',
+           'state_fingerprint', 'tile_contribution', 'tile_loader', 'unwrap_worker_error', 'worker_init')
 
 #: A model step: (x (B, C, h, w) normalised, mask (B, C, h, w) bool or None) -> (out (B, K, h', w'), valid (B, h', w')).
 ModelFn = Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]
@@ -96,8 +96,34 @@ def check_writable(path: Path) -> None:
     check_outputs([('output', path)])
 
 
+class TileBatch(NamedTuple):
+    """A batch of tiles as :func:`tile_loader` yields it.
+
+    Attributes:
+        x: (B, C, h, w) normalised float32, invalid pixels 0.
+        valid: (B, C, h, w) bool, the reader's validity (nodata, masks, NaN).
+        tiles: (B,) int64 tile indices of the grid.
+        all_valid: every pixel of the batch is valid (known from the reads, no extra pass).
+    """
+
+    x: Tensor
+    valid: Tensor
+    tiles: Tensor
+    all_valid: bool
+
+    @property
+    def mask(self) -> Tensor | None:
+        """The validity to hand the model: ``None`` when every pixel is valid (the encoder's unmasked path)."""
+        return None if self.all_valid else self.valid
+
+
 class TileDataset(Dataset):  # type: ignore[type-arg]
-    """Tiles ``start..`` of a :class:`TileGrid`: normalised float32 (C, h, w), validity (C, h, w), index."""
+    """Tiles ``start..`` of a :class:`TileGrid`: normalised float32 (C, h, w), validity (C, h, w), index.
+
+    A :class:`~torch.utils.data.DataLoader` fetches whole batches through :meth:`__getitems__` (use
+    :func:`tile_loader`): the tiles are read by GDAL straight into one float32 batch buffer, which is normalised in
+    place, so a batch costs one allocation and no collation copy.
+    """
 
     def __init__(self, source: RasterSource, grid: TileGrid, normalize: Normalizer | None, start: int = 0) -> None:
         self.source, self.grid, self.normalize, self.start = source, grid, normalize, start
@@ -106,27 +132,50 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
         return len(self.grid) - self.start
 
     def __getitem__(self, k: int) -> tuple[Tensor, Tensor, int]:
-        i = self.start + k
-        r0, c0 = self.grid.origin(i)
+        b = self.__getitems__([k])
+        return b.x[0], b.valid[0], int(b.tiles[0])
+
+    def __getitems__(self, ks: Sequence[int]) -> TileBatch:
+        """The batch of tiles ``start + k`` for *ks* (what the DataLoader's fetcher calls for a batch)."""
         th, tw = self.grid.tile_hw
-        try:
-            vals, valid = self.source.read(Window(c0, r0, tw, th))
-        except (RasterioError, OSError) as err:  # the reader's typed errors pass through unchanged
-            raise InputError(
-                f'cannot read tile {i} (rows {r0}-{r0 + th}, cols {c0}-{c0 + tw}) of {", ".join(self.source.paths)}: '
-                f'{" ".join(str(err).split())[:200]}; the file may be truncated or corrupt (check it with '
-                'gdalinfo -checksum)'
-            ) from None
-        x = torch.from_numpy(vals)
-        m = torch.from_numpy(valid)
+        tiles = [self.start + int(k) for k in ks]
+        vals = np.empty((len(tiles), self.source.count, th, tw), np.float32)
+        valid = np.empty(vals.shape, bool)
+        for j, i in enumerate(tiles):
+            r0, c0 = self.grid.origin(i)
+            try:
+                self.source.read(Window(c0, r0, tw, th), out=(vals[j], valid[j]))
+            except (RasterioError, OSError) as err:  # the reader's typed errors pass through unchanged
+                raise InputError(
+                    f'cannot read tile {i} (rows {r0}-{r0 + th}, cols {c0}-{c0 + tw}) of '
+                    f'{", ".join(self.source.paths)}: {" ".join(str(err).split())[:200]}; the file may be truncated '
+                    'or corrupt (check it with gdalinfo -checksum)'
+                ) from None
+        x, m = torch.from_numpy(vals), torch.from_numpy(valid)
+        index = torch.tensor(tiles, dtype=torch.int64)
+        all_valid = bool(valid.all())
         norm = self.normalize
         if isinstance(norm, SmartiesNormalize):
-            # the reader already knows which pixels are valid: one pass, invalid pixels -> 0
-            return norm.normalize(x[None], valid=m[None])[0], m, i
+            # the reader already knows which pixels are valid: one pass per step, invalid pixels -> 0, in place
+            return TileBatch(norm.normalize(x, valid=m, inplace=True), m, index, all_valid)
         if norm is not None:
-            x = norm(x[None])[0]
+            x = norm(x)
         x = torch.where(m, x, torch.zeros((), dtype=x.dtype))  # no NaN/garbage reaches the model
-        return x.float().contiguous(), m, i
+        return TileBatch(x.float().contiguous(), m, index, all_valid)
+
+
+def _as_batch(batch: Any) -> Any:
+    """``collate_fn`` of :func:`tile_loader`: :meth:`TileDataset.__getitems__` already returns the batch."""
+    return batch
+
+
+def tile_loader(dataset: TileDataset, tiling: TilingOptions, sampler: Sampler[int] | None = None,
+                persistent: bool = False) -> 'DataLoader[TileBatch]':
+    """The DataLoader of *dataset* with *tiling*'s batch size and workers: it yields :class:`TileBatch` es."""
+    nw = tiling.workers
+    return DataLoader(dataset, batch_size=tiling.batch_size, sampler=sampler, num_workers=nw, collate_fn=_as_batch,
+                      worker_init_fn=worker_init if nw else None, prefetch_factor=2 if nw else None,
+                      persistent_workers=persistent and bool(nw))
 
 
 def worker_init(_: int) -> None:
@@ -277,6 +326,9 @@ class BlendAccumulator:
     def __init__(self, acc: np.ndarray, wsum: np.ndarray, y0: int = 0) -> None:
         self.acc, self.wsum, self.y0 = acc, wsum, y0
         self._cache: dict[tuple[bool, ...], np.ndarray] = {}
+        # buffers this accumulator grew into: ``acc``/``wsum`` are views of their first rows, so the sliding
+        # window reuses them (no allocation, page faults or zero-filled copy per tile row)
+        self._base: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def zeros(cls, rows: int, width: int, channels: int, y0: int = 0) -> 'BlendAccumulator':
@@ -289,11 +341,18 @@ class BlendAccumulator:
         return int(self.acc.shape[0])
 
     def _ensure(self, end: int) -> None:
-        if end > self.y0 + self.rows:
-            extra = end - self.y0 - self.rows
+        rows, need = self.rows, end - self.y0
+        if need <= rows:
+            return
+        if self._base is None or need > len(self._base[0]):
             _, w, k = self.acc.shape
-            self.acc = np.concatenate([self.acc, np.zeros((extra, w, k), np.float32)])
-            self.wsum = np.concatenate([self.wsum, np.zeros((extra, w), np.float32)])
+            acc, wsum = np.zeros((need, w, k), np.float32), np.zeros((need, w), np.float32)
+            acc[:rows], wsum[:rows] = self.acc, self.wsum
+            self._base = acc, wsum
+        else:  # the rows past the window hold old sums
+            self._base[0][rows:need] = 0.0
+            self._base[1][rows:need] = 0.0
+        self.acc, self.wsum = self._base[0][:need], self._base[1][:need]
 
     def add(self, y: int, x: int, out: np.ndarray, weights: np.ndarray) -> None:
         """Add one tile: *out* (h, w, K) with *weights* (h, w) at output row *y*, column *x*."""
@@ -330,7 +389,14 @@ class BlendAccumulator:
         self._ensure(limit)
         vals = self.blended(self.y0, limit)
         n = limit - self.y0
-        self.acc, self.wsum, self.y0 = self.acc[n:], self.wsum[n:], limit
+        if self._base is None:
+            self.acc, self.wsum = self.acc[n:], self.wsum[n:]
+        else:  # move the rows still pending (the overlap) to the front of the buffers
+            live = self.rows - n
+            acc, wsum = self._base
+            acc[:live], wsum[:live] = self.acc[n:], self.wsum[n:]
+            self.acc, self.wsum = acc[:live], wsum[:live]
+        self.y0 = limit
         return vals
 
     def save(self, path: Path) -> None:
@@ -602,13 +668,17 @@ def _replay(store: _Store, writers: Sequence[BlockWriter], rows_done: int, chunk
 class _Sink:
     """Writes finished rows and checkpoints in a background thread, in submission order, behind a bounded queue.
 
-    GDAL's compression and the raw-store writes release the GIL, so they overlap with the model and the reads. An
-    error in the thread is re-raised in the caller at the next :meth:`put`, :meth:`flush` or :meth:`close`.
+    GDAL's compression and the raw-store writes release the GIL, so they overlap with the reads and (with
+    ``hold=False``) the model. With ``hold=True`` the caller calls :meth:`hold` before each model step, which waits
+    until the queue is empty: the writes then share the cores with the reads of the next batch only, and never
+    pre-empt the threads of a model that uses every core. An error in the thread is re-raised in the caller at the
+    next :meth:`put`, :meth:`hold`, :meth:`flush` or :meth:`close`.
     """
 
-    def __init__(self, maxsize: int = 2) -> None:
+    def __init__(self, maxsize: int = 2, hold: bool = False) -> None:
         self._q: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize)
         self._err: BaseException | None = None
+        self._hold = hold
         self._thread = threading.Thread(target=self._run, name='smarties-writer', daemon=True)
         self._thread.start()
 
@@ -635,6 +705,12 @@ class _Sink:
         self._raise()
         self._q.put((fn, args))
 
+    def hold(self) -> None:
+        """Before a model step: with ``hold=True`` wait for the queued work; otherwise only re-raise an error."""
+        if self._hold:
+            self._q.join()
+        self._raise()
+
     def flush(self) -> None:
         """Wait until everything queued is done."""
         self._q.join()
@@ -646,20 +722,6 @@ class _Sink:
             self._q.put(None)
             self._thread.join()
         self._raise()
-
-
-class _InlineSink:
-    """The :class:`_Sink` interface, run in the calling thread (``num_workers=0``: everything between batches)."""
-
-    def put(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` now."""
-        fn(*args)
-
-    def flush(self) -> None:
-        """Nothing is pending."""
-
-    def close(self) -> None:
-        """Nothing to stop."""
 
 
 def _emit(store: '_Store', writers: Sequence[BlockWriter], y0: int, rows: np.ndarray) -> None:
@@ -676,10 +738,9 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
     hp = grid.padded_out_shape[0]
     s, total = grid.out_scale, len(grid)
     nw = tiling.workers
-    loader = DataLoader(
-        TileDataset(source, grid, normalize, start), batch_size=tiling.batch_size, num_workers=nw,
-        worker_init_fn=worker_init if nw else None, persistent_workers=False, prefetch_factor=2 if nw else None,
-    )
+    # without workers the reads run between model steps, on cores the model leaves idle: decode with all of them
+    reader = source if nw else source.with_read_threads(torch.get_num_threads())
+    loader = tile_loader(TileDataset(reader, grid, normalize, start), tiling)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -689,11 +750,15 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
     every = tiling.checkpoint_seconds
     last_checkpoint = time.perf_counter()
     batches = iter(loader)  # forks the workers before the writer thread exists (fork with threads can deadlock)
-    sink: _Sink | _InlineSink = _Sink() if nw else _InlineSink()
+    # With workers, reads and writes overlap the model. Without (the CPU default: the model uses every core), the
+    # writer compresses the rows of batch k while the main thread reads batch k + 1 (GDAL decoding with every
+    # core), and the model step waits for both: nothing pre-empts the model's threads.
+    sink = _Sink(hold=not nw)
     try:
-        for x, m, idx in batches:
-            mask = None if bool(m.all()) else m
-            out_t, valid_t = model_fn(x, mask)
+        for batch in batches:
+            sink.hold()
+            out_t, valid_t = model_fn(batch.x, batch.mask)
+            idx = batch.tiles
             out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
             acc.add_tiles(grid, idx.tolist(), out, valid_t.detach().cpu().numpy())
             done = int(idx[-1]) + 1
@@ -718,6 +783,8 @@ def _loop(store: _Store, writers: Sequence[BlockWriter], source: RasterSource, g
         sink.close()
     finally:
         sink.close()  # an interrupted run still completes the writes and checkpoints already queued
+        if reader is not source:
+            reader.close()
         if bar is not None:
             bar.close()
     return done

@@ -25,6 +25,7 @@ and the extent they are resampled (bilinear, GDAL warper) onto the finest grid; 
 """
 
 import contextlib
+import dataclasses
 import os
 import re
 import warnings
@@ -164,6 +165,8 @@ class RasterSource:
         sensor: the sensor the metadata names (a STAC item's ``constellation``/``platform``), used to resolve
             short band names such as ``B02``.
         label: what the user gave (path, URL), for messages.
+        read_threads: GDAL threads that decode the blocks of one read (``GDAL_NUM_THREADS`` when a file is
+            opened; see :meth:`with_read_threads`).
     """
 
     paths: tuple[str, ...]
@@ -183,6 +186,7 @@ class RasterSource:
     label: str = ''
     _warp: tuple[bool, ...] = ()
     _gdal_env: tuple[tuple[str, str], ...] = ()
+    read_threads: int = 1
 
     @property
     def count(self) -> int:
@@ -207,7 +211,11 @@ class RasterSource:
         h = self._handles.get(key)
         if h is None:
             try:
-                ds = rasterio.open(self.paths[i])
+                if self.read_threads > 1:  # GTiff decodes the blocks of one read in parallel (set at open)
+                    with rasterio.Env(GDAL_NUM_THREADS=str(self.read_threads)):
+                        ds = rasterio.open(self.paths[i])
+                else:
+                    ds = rasterio.open(self.paths[i])
             except (RasterioError, OSError) as err:
                 raise RasterReadError(f'cannot reopen {self.paths[i]!r} ({_short(err)}); was it moved or deleted '
                                       'during the run?') from None
@@ -243,8 +251,16 @@ class RasterSource:
             self.height, self.width, self.transform, self.crs, pick(self.nodata), pick(self.descriptions), self.dtype,
             pick(self._mask_from_dataset), scales=pick(self.scales), offsets=pick(self.offsets), sensor=self.sensor,
             label=self.label, _warp=warp if any(warp) else (),
-            _gdal_env=self._gdal_env,
+            _gdal_env=self._gdal_env, read_threads=self.read_threads,
         )
+
+    def with_read_threads(self, n: int) -> 'RasterSource':
+        """This source with *n* decoding threads per read (files are reopened; this one is left as it is).
+
+        The engine gives the reads of ``num_workers=0`` every core: they run between model steps, when the
+        model's threads are idle.
+        """
+        return dataclasses.replace(self, read_threads=max(1, int(n)), _handles={})
 
     def close(self) -> None:
         """Close the files opened by this process."""
@@ -255,11 +271,17 @@ class RasterSource:
                 base.close()
         self._handles.clear()
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: Window,
+             out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Read a window as float32 (C, h, w) plus a validity mask (C, h, w) (True = valid).
 
         Parts of *window* outside the raster are filled by replicating the nearest edge pixel
         (values and validity), so edge patches get real embeddings.
+
+        Args:
+            window: the pixels to read (may reach past the raster's edges).
+            out: C-contiguous float32 and bool arrays of shape (C, h, w) to read into (e.g. one tile of a batch
+                buffer); returned as the result.
 
         Raises:
             InputError: if the window lies outside the raster.
@@ -272,8 +294,17 @@ class RasterSource:
         if ir1 <= ir0 or ic1 <= ic0:
             raise InputError(f'window {window} lies outside the raster ({self.height}×{self.width})')
         inner = Window(ic0, ir0, ic1 - ic0, ir1 - ir0)
-        vals = np.empty((self.count, ir1 - ir0, ic1 - ic0), dtype=np.float32)
-        valid = np.empty(vals.shape, dtype=bool)
+        pad = ((0, 0), (ir0 - r0, r0 + h - ir1), (ic0 - c0, c0 + w - ic1))
+        padded = any(p != (0, 0) for p in pad)
+        if out is not None and (out[0].shape != (self.count, h, w) or out[0].dtype != np.float32
+                                or out[1].shape != out[0].shape or out[1].dtype != bool
+                                or not (out[0].flags.c_contiguous and out[1].flags.c_contiguous)):
+            raise InputError(f'out= must be C-contiguous float32 and bool arrays of shape {(self.count, h, w)}')
+        if out is not None and not padded:
+            vals, valid = out
+        else:
+            vals = np.empty((self.count, ir1 - ir0, ic1 - ic0), dtype=np.float32)
+            valid = np.empty(vals.shape, dtype=bool)
         # group channels by file so a multi-band file is read in one call
         by_file: dict[int, list[int]] = {}
         for c, (fi, _) in enumerate(self.layers):
@@ -293,26 +324,42 @@ class RasterSource:
             for c, (s, o) in enumerate(zip(self.scales, self.offsets, strict=True)):
                 if s != 1.0 or o != 0.0:
                     vals[c] = vals[c] * np.float32(s) + np.float32(o)
-        pad = ((0, 0), (ir0 - r0, r0 + h - ir1), (ic0 - c0, c0 + w - ic1))
-        if any(p != (0, 0) for p in pad):
+        if padded:
             vals = np.pad(vals, pad, mode='edge')
             valid = np.pad(valid, pad, mode='edge')
+            if out is not None:
+                out[0][...], out[1][...] = vals, valid
+                return out
         return vals, valid
 
     def _read_file(self, fi: int, chans: list[int], inner: Window, vals: np.ndarray, valid: np.ndarray) -> None:
         src = self._open(fi)
         idx = [self.layers[c][1] for c in chans]
-        arr = src.read(idx, window=inner)
-        vals[chans] = arr
-        finite = arr.dtype.kind in 'iub'  # integers are always finite: skip the check
+        kinds = {src.dtypes[i - 1] for i in idx}
+        if kinds <= _EXACT_IN_FLOAT32 and chans == list(range(chans[0], chans[-1] + 1)):
+            # GDAL converts straight into the float32 buffer (exact for these types): no second copy, and
+            # nodata compares equal on the converted values
+            arr = vals[chans[0]:chans[-1] + 1]
+            src.read(idx, window=inner, out=arr)
+        else:  # wider integers are compared with nodata before the (possibly rounding) conversion
+            arr = src.read(idx, window=inner)
+            vals[chans] = arr
+        finite = not kinds & _FLOAT_TYPES  # integers are always finite: skip the check
         for j, c in enumerate(chans):
-            v = np.ones(arr.shape[1:], dtype=bool) if finite else np.isfinite(vals[c])
+            v = valid[c]
             nd = self.nodata[c]
             if nd is not None and not np.isnan(nd):
-                v &= arr[j] != nd
+                np.not_equal(arr[j], nd, out=v)
+                if not finite:
+                    v &= np.isfinite(vals[c])
             elif self._mask_from_dataset and self._mask_from_dataset[c]:
-                v &= src.read_masks(idx[j], window=inner) > 0
-            valid[c] = v
+                np.greater(src.read_masks(idx[j], window=inner), 0, out=v)
+                if not finite:
+                    v &= np.isfinite(vals[c])
+            elif finite:
+                v.fill(True)
+            else:
+                np.isfinite(vals[c], out=v)
 
     def read_overview(self, channels: list[int], max_size: int = 1024) -> np.ndarray:
         """A decimated (C, h, w) float32 read of *channels* for previews (uses overviews when present)."""
@@ -332,6 +379,11 @@ class RasterSource:
                 if self.scales:
                     out[j] = out[j] * self.scales[c] + self.offsets[c]
         return out
+
+
+#: Storage types whose values float32 holds exactly (GDAL may convert them while reading).
+_EXACT_IN_FLOAT32 = frozenset({'uint8', 'int8', 'uint16', 'int16', 'float32'})
+_FLOAT_TYPES = frozenset({'float16', 'float32', 'float64', 'complex64', 'complex128'})
 
 
 def _short(err: BaseException) -> str:

@@ -269,7 +269,7 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
             valid &= x != self.nodata
         return valid
 
-    def normalize(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+    def normalize(self, x: Tensor, valid: Tensor | None = None, *, inplace: bool = False) -> Tensor:
         """The normalisation of a raw (…, C, H, W) float tensor (invalid pixels → 0).
 
         Args:
@@ -277,27 +277,35 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
             valid: the pixels' validity (bool, shape of *x*) when the caller already knows it (a raster reader
                 that applied nodata and masks; ``nodata`` still applies); default: not NaN and not ``nodata``
                 (:meth:`valid_mask`).
+            inplace: overwrite a floating-point *x* with the result (the same values, without allocating a
+                buffer per arithmetic step: the raster reader's batch buffer).
         """
         self._check(x)
         if not x.is_floating_point():
-            x = x.float()
+            x, inplace = x.float(), True
         shape = (-1, 1, 1)
 
         def buf(t: Tensor) -> Tensor:
             return t.to(device=x.device, dtype=x.dtype).view(shape)
 
-        invalid = ~valid if valid is not None else torch.isnan(x)
-        if self.nodata is not None:
-            invalid |= x == self.nodata
+        if valid is not None and self.nodata is None:
+            keep = valid  # the caller's validity is final: no inverted copy of the mask
+        else:
+            invalid = ~valid if valid is not None else torch.isnan(x)
+            if self.nodata is not None:
+                invalid |= x == self.nodata
+            keep = ~invalid
         if any(self.sar_to_db):
             db = self.db_channels.to(x.device)
-            x = torch.where(db.view(shape), sar_to_db(x), x)
+            x, inplace = torch.where(db.view(shape), sar_to_db(x), x), True
         if self.mode == 'zscore':
-            out = (x - buf(self.loc)).div_(buf(self.scale))
+            lead = x.sub_(buf(self.loc)) if inplace else x - buf(self.loc)
+            out = lead.div_(buf(self.scale))
         else:
-            out = (x - buf(self.p1)).div_(buf(self.span)).clamp_(0.0, 1.0).sub_(buf(self.mean)).div_(buf(self.std))
-        out = out.masked_fill_(invalid, 0.0)
-        self.last_valid_mask = ~invalid
+            lead = x.sub_(buf(self.p1)) if inplace else x - buf(self.p1)
+            out = lead.div_(buf(self.span)).clamp_(0.0, 1.0).sub_(buf(self.mean)).div_(buf(self.std))
+        torch.where(keep, out, torch.zeros((), dtype=out.dtype, device=out.device), out=out)
+        self.last_valid_mask = keep
         return out
 
     def forward(self, input: Any, params: dict[str, Tensor] | None = None, **kwargs: Any) -> Any:
