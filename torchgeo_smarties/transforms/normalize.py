@@ -57,7 +57,8 @@ class SmartiesNormalize(IntensityAugmentationBase2D):
     with ``μ``/``σ`` computed after the min-max step. Invalid pixels (NaN, or equal to *nodata*) are set to
     0 in the output (the release sets nodata to 0 after normalising); :meth:`valid_mask` gives the
     (B, C, H, W) validity to pass to the encoder as ``band_mask=``, and the last call's mask is kept in
-    :attr:`last_valid_mask`.
+    :attr:`last_valid_mask` (the ``valid=`` tensor itself when :meth:`normalize` was given one and *nodata* is
+    unset).
 
     Deterministic (``p=1``, no randomness); works on CPU/CUDA batches, inside
     :class:`kornia.augmentation.AugmentationSequential` (also with ``data_keys=None`` dict batches: only the
