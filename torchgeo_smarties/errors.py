@@ -55,7 +55,6 @@ __all__ = (
     'UnknownSensorError',
     'UnresolvableBandError',
     'UnsupportedRasterError',
-    'UnsupportedResumeError',
     'WeightsArgumentError',
 )
 
@@ -250,9 +249,6 @@ class DatasetRootError(InputError):
 # --- models
 class ModelConfigError(SmartiesError):
     """An encoder/decoder architecture is invalid (e.g. ``embed_dim`` not divisible by ``num_heads``)."""
-# --- inference
-class UnsupportedResumeError(ResumeError):
-    """``resume`` was asked of a run that cannot continue (the multi-device DDP path); the message names the fix."""
 # --- tasks
 class NormalizationMismatchWarning(UserWarning):
     """A task's data normalisation differs from the one its SMARTIES weights were pretrained with."""

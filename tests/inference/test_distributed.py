@@ -1,12 +1,13 @@
 """Multi-process ``smarties embed`` (Lightning predict + DDP) equals the single-process output."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
-from torchgeo_smarties.errors import InputError
+from torchgeo_smarties.errors import ResumeError
 from torchgeo_smarties.inference import TileGrid, embed_raster
 from torchgeo_smarties.inference.distributed import (
     ContiguousDistributedSampler,
@@ -33,13 +34,21 @@ def test_split_range_and_sampler_cover_every_tile_once() -> None:
     assert rank_row_span(grid, 5, 5) == (0, 0)
 
 
-def test_resume_is_refused(tiny_model: SMARTIESViT, sample: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match='--resume is not supported'):
-        embed_raster_distributed(sample, tmp_path / 'o.tif', model=tiny_model, resume=True, **KW)  # type: ignore[arg-type]
-    assert list(tmp_path.iterdir()) == []
+class FailingEncoder(SMARTIESViT):
+    """Raises on rank 1's model step number ``fail_at`` (a crash half-way through that rank's tiles)."""
+
+    fail_at = 3
+
+    def forward_intermediates(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        import torch.distributed as dist
+
+        self.calls = getattr(self, 'calls', 0) + 1
+        if dist.is_initialized() and dist.get_rank() == 1 and self.calls == self.fail_at:
+            raise RuntimeError(f'simulated crash at step {self.calls}')
+        return super().forward_intermediates(*args, **kwargs)
 
 
-def test_two_ranks_equal_single_process(tiny_model: SMARTIESViT, sample: Path, tmp_path: Path) -> None:
+def _crop(sample: Path, tmp_path: Path) -> Path:
     crop = tmp_path / 'crop.tif'  # 310 × 318 px: not a multiple of 16, 7 × 7 = 49 tiles (uneven split)
     with rasterio.open(sample) as src:
         prof = {**src.profile, 'height': 310, 'width': 318, 'tiled': False}
@@ -47,7 +56,46 @@ def test_two_ranks_equal_single_process(tiny_model: SMARTIESViT, sample: Path, t
         with rasterio.open(crop, 'w', **prof) as dst:
             dst.write(src.read(window=rasterio.windows.Window(0, 0, 318, 310)))
             dst.descriptions = src.descriptions
-    sample = crop
+    return crop
+
+
+def test_interrupted_ranks_resume_to_the_uninterrupted_result(tiny_model: SMARTIESViT, sample: Path,
+                                                              tmp_path: Path) -> None:
+    crop = _crop(sample, tmp_path)
+    ref, out = tmp_path / 'ref.tif', tmp_path / 'ddp.tif'
+    opts = dict(tile=64, overlap=16, batch_size=4, checkpoint_seconds=0, devices=2, accelerator='cpu',
+                strategy='ddp_spawn', **KW)
+    embed_raster(crop, ref, model=tiny_model, tile=64, overlap=16, batch_size=4, **KW)  # type: ignore[arg-type]
+    failing = FailingEncoder(bands='sentinel2_l1c', embed_dim=32, depth=2, num_heads=2, img_size=64).eval()
+    failing.load_state_dict(tiny_model.state_dict())
+    with pytest.raises(Exception, match='simulated crash at step 3'):
+        embed_raster_distributed(crop, out, model=failing, **opts)  # type: ignore[arg-type]
+    work = tmp_path / 'ddp.tif.ddp-partial'
+    progress = json.loads((work / 'rank-1-of-2.json').read_text())
+    assert progress['next_tile'] == 32  # rank 1 (tiles 24..48) check-pointed after its second batch
+    assert not out.exists()
+    with pytest.raises(ResumeError, match='batch_size 4 → 2'):  # refused before the ranks start
+        embed_raster_distributed(crop, out, model=tiny_model, resume=True, **{**opts, 'batch_size': 2})  # type: ignore[arg-type]
+    failing.fail_at = 6  # from tile 32, rank 1 has 17 tiles = 5 batches left; a restart from 24 would need 7
+    res = embed_raster_distributed(crop, out, model=failing, resume=True, **opts)  # type: ignore[arg-type]
+    assert res.run is not None and not work.exists()
+    with rasterio.open(ref) as a, rasterio.open(out) as b:
+        np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-5)
+
+
+def test_a_corrupt_rank_checkpoint_is_a_resume_error(tmp_path: Path) -> None:
+    from torchgeo_smarties.inference.distributed import load_rank_progress
+
+    grid = TileGrid(310, 318, 64, 16)
+    assert load_rank_progress(tmp_path, grid, 0, 2, {}) is None  # nothing to resume: the rank starts over
+    (tmp_path / 'rank-0-of-2.f32').write_bytes(b'')
+    (tmp_path / 'rank-0-of-2.json').write_text('{not json')
+    with pytest.raises(ResumeError, match='corrupt .*rm -r'):
+        load_rank_progress(tmp_path, grid, 0, 2, {})
+
+
+def test_two_ranks_equal_single_process(tiny_model: SMARTIESViT, sample: Path, tmp_path: Path) -> None:
+    sample = _crop(sample, tmp_path)
     ref, out = tmp_path / 'ref.tif', tmp_path / 'ddp.tif'
     embed_raster(sample, ref, model=tiny_model, tile=64, overlap=16, batch_size=4, **KW)  # type: ignore[arg-type]
     res = embed_raster_distributed(
@@ -73,8 +121,6 @@ def test_cli_devices(sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     tiny = str(Path(__file__).resolve().parents[1] / 'data' / 'tiny_encoder.safetensors')
     base = [str(sample), '--weights', tiny, '--num-heads', '4', '--tile', '128', '--overlap', '32',
             '--workers', '0', '--no-progress']
-    assert embed_main([*base, '-o', str(tmp_path / 'r.tif'), '--devices', '2', '--resume']) == 1
-    assert '--resume is not supported with --devices' in capsys.readouterr().err
     assert embed_main([*base, '-o', str(tmp_path / 'p.csv'), '--devices', '2', '--pool', 'mean']) == 2
     assert 'does not use --overlap' in capsys.readouterr().err  # --pool refuses the dense-raster options
     assert list(tmp_path.iterdir()) == []

@@ -9,28 +9,14 @@ from typing import Any
 
 import pytest
 
-from torchgeo_smarties.errors import CheckpointError, OptionError, ResumeError, UnsupportedResumeError
+from torchgeo_smarties.errors import CheckpointError, OptionError
 from torchgeo_smarties.inference.batch import embed_many
 from torchgeo_smarties.inference.cli import embed_main
-from torchgeo_smarties.inference.distributed import embed_raster_distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / 'torchgeo_smarties' / 'data' / 'samples' / 'sentinel2_l1c_crop.tif'
 TINY_WEIGHTS = ROOT / 'tests' / 'data' / 'tiny_encoder.safetensors'
 KW: dict[str, Any] = {'progress': False, 'num_workers': 0, 'log': lambda s: None}
-
-
-# class: --resume with --devices (the DDP path cannot continue a run; the error names the per-scene alternative)
-def test_ddp_resume_names_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(UnsupportedResumeError, match='torchrun --nproc-per-node N .* --resume') as info:
-        embed_raster_distributed(SAMPLE, tmp_path / 'o.tif', weights=str(TINY_WEIGHTS), num_heads=4, resume=True,
-                                 **KW)
-    assert isinstance(info.value, ResumeError)  # caught like every other resume refusal
-    code = embed_main([str(SAMPLE), '-o', str(tmp_path / 'c.tif'), '--weights', str(TINY_WEIGHTS), '--num-heads',
-                       '4', '--devices', '2', '--resume', '--no-progress'])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and 'Traceback' not in err[0] and 'resumable per scene and tile' in err[0]
-    assert list(tmp_path.iterdir()) == []
 
 
 # class: batch job with an invalid option (refused once, before any scene runs or the output folder is made)

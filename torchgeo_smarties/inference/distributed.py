@@ -13,15 +13,22 @@ ranges are contiguous and in row-major order, every output cell is summed in the
 the single-process run: the result equals :func:`embed_raster`'s (to float32 rounding of the
 batched model calls), with the same CRS, transform, nodata, tags and block layout.
 
-Requirements and limits: the output folder must be on a filesystem shared by all nodes; ``resume``
-is not supported (the rank files hold sums that an interrupted run cannot continue, so it starts over):
-:class:`~torchgeo_smarties.errors.UnsupportedResumeError` is raised before anything is read, naming the resumable
-alternatives (:doc:`/scale`: a multi-scene job split across ranks resumes per scene and tile); ``--pool`` is
+Resume: each rank check-points its own range (at most every ``TilingOptions.checkpoint_seconds``, after a batch
+that finishes tile rows): the rank file is flushed, the rows its next tiles will add to are copied to
+``rank-<r>-of-<n>.carry.npy`` and ``rank-<r>-of-<n>.json`` records the next tile and the run's fingerprint (the same
+as the single-process run's, see :func:`~torchgeo_smarties.inference.engine.compare_fingerprints`). With
+``resume=True`` a rank whose record matches restores those rows, zeroes the rows after them (sums a killed run
+added after its last check-point) and continues at the recorded tile; the result equals an uninterrupted run. A
+resume must use the same number of ranks (another number starts over); a changed input, normalisation, weights or
+option is a :class:`~torchgeo_smarties.errors.ResumeError` naming what changed.
+
+Requirements and limits: the output folder must be on a filesystem shared by all nodes; ``--pool`` is
 single-process only.
 
 .. versionadded:: 0.1
 """
 
+import json
 import os
 import shutil
 import time
@@ -34,11 +41,12 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import InputError, OptionError, SmartiesError, UnsupportedResumeError
+from ..errors import InputError, OptionError, ResumeError, SmartiesError
 from ..models import SMARTIESViT
 from ..spectrum import ProjectionPlan
-from .embed import EmbedResult, dense_step, embedding_spec, for_model, provenance_tags
+from .embed import EmbedResult, dense_fingerprint, dense_step, embedding_spec, for_model, provenance_tags
 from .engine import (
+    FINGERPRINT_VERSION,
     BlendAccumulator,
     BlockWriter,
     OutputSpec,
@@ -46,7 +54,9 @@ from .engine import (
     TileDataset,
     TiledRun,
     block_rows,
+    compare_fingerprints,
     output_profile,
+    run_fingerprint,
     state_fingerprint,
     tile_loader,
     unwrap_worker_error,
@@ -65,16 +75,7 @@ from .outputs import OutputLock, atomic_target, check_outputs
 from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('RESUME_FIX', 'ContiguousDistributedSampler', 'embed_raster_distributed', 'rank_row_span', 'split_range')
-
-#: Why ``resume`` is refused on the DDP path, and the resumable alternatives (the message of its error).
-RESUME_FIX = ('--resume is not supported with --devices/--num-nodes: the ranks sum their tiles into shared partial '
-              'files that an interrupted run cannot continue, so it starts over. To resume, split the work by scene '
-              'instead: give the scenes as a list file, a glob or several inputs and launch one process per device '
-              '(torchrun --nproc-per-node N -m torchgeo_smarties.cli embed scenes.txt -o out/ --device cuda '
-              '--resume), resumable per scene and tile; or embed one scene in a single process '
-              '(drop --devices) with --resume')
-
+__all__ = ('ContiguousDistributedSampler', 'embed_raster_distributed', 'rank_row_span', 'split_range')
 
 def split_range(n: int, parts: int) -> list[tuple[int, int]]:
     """Split ``range(n)`` into *parts* contiguous ``(start, stop)`` ranges whose sizes differ by at most one."""
@@ -86,12 +87,16 @@ class ContiguousDistributedSampler(DistributedSampler):  # type: ignore[type-arg
 
     No shuffling and no padding: every index is yielded by exactly one rank, in increasing order
     (uneven splits give some ranks one index more; with fewer indices than ranks some ranks get none).
+    *first* starts the rank's block later (a resumed rank); a rank that had finished yields its last index again,
+    so every rank runs the same hooks, and the caller skips it.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int | None = None,  # type: ignore[type-arg]
-                 rank: int | None = None) -> None:
+                 rank: int | None = None, first: int | None = None) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
         self.start, self.stop = split_range(len(dataset), self.num_replicas)[self.rank]  # type: ignore[arg-type]
+        if first is not None:  # a resumed rank: from its next tile (its last one again if it had finished)
+            self.start = min(max(first, self.start), max(self.stop - 1, self.start))
         self.num_samples = self.stop - self.start
         self.total_size = len(dataset)  # type: ignore[arg-type]
 
@@ -121,40 +126,97 @@ class _EmbedPredictModule(L.LightningModule):
 
     def __init__(self, encoder: SMARTIESViT, plan: ProjectionPlan, precision: Precision, block: int,
                  final_norm: bool, job: EmbedJob, grid: TileGrid, tiling: TilingOptions, spec: OutputSpec,
-                 work: Path) -> None:
+                 work: Path, fingerprint: dict[str, Any], resume: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.plan, self.precision_name, self.block, self.final_norm = plan, precision, block, final_norm
         self.source, self.grid, self.normalize = job.source, grid, job.normalizer
         self.tiling, self.spec, self.work = tiling, spec, work
+        self.fingerprint, self.resume = fingerprint, resume
         self._fn: Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]] | None = None
         self._acc: BlendAccumulator | None = None
         self._mm: np.memmap | None = None  # type: ignore[type-arg]
+        self._next: int | None = None  # the first tile this rank still has to add
+        self._carry: tuple[int, np.ndarray] | None = None  # (first row, rows) restored on resume
+        self._last_checkpoint = 0.0
+
+    def _span(self) -> tuple[int, int, int, int]:
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        start, stop = split_range(len(self.grid), world)[rank]
+        return (start, stop, *rank_row_span(self.grid, start, stop))
+
+    def _files(self) -> tuple[Path, Path]:
+        return _progress_files(self.work, self.trainer.global_rank, self.trainer.world_size)
+
+    def _load(self) -> None:
+        """This rank's starting point: its first tile, or the check-point of an interrupted run (``resume``)."""
+        start, _, _, _ = self._span()
+        self._next, self._carry = start, None
+        if self.resume:
+            state = load_rank_progress(self.work, self.grid, self.trainer.global_rank, self.trainer.world_size,
+                                       self.fingerprint)
+            if state is not None:
+                self._next, lo, rows = state
+                self._carry = lo, rows
 
     def predict_dataloader(self) -> DataLoader:  # type: ignore[type-arg]
+        self._load()  # the dataloader is built before on_predict_start
         ds = TileDataset(self.source, self.grid, self.normalize)
-        sampler = ContiguousDistributedSampler(ds, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank)
+        sampler = ContiguousDistributedSampler(ds, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank,
+                                               first=self._next)
         return tile_loader(ds, self.tiling, sampler, persistent=True)
 
     def on_predict_start(self) -> None:
         self.encoder.eval()
         self._fn = dense_step(self.encoder, self.plan, self.device, self.precision_name, self.block, self.final_norm)
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        start, stop = split_range(len(self.grid), world)[rank]
-        y0, y1 = rank_row_span(self.grid, start, stop)
+        _, _, y0, y1 = self._span()
         self.work.mkdir(parents=True, exist_ok=True)
+        if self._carry is None:
+            for f in self._files():
+                f.unlink(missing_ok=True)
         if y1 > y0:
             self._mm = _rank_memmap(self.work, rank, world, y1 - y0, self.grid.padded_out_shape[1], self.spec.count,
-                                    'w+')
+                                    'w+' if self._carry is None else 'r+')
+            if self._carry is not None:  # sums added after the last check-point are discarded
+                lo, rows = self._carry
+                self._mm[lo - y0:lo - y0 + len(rows)] = rows
+                self._mm[lo - y0 + len(rows):] = 0.0
             self._acc = _as_accumulator(self._mm, y0)
+        self._last_checkpoint = time.perf_counter()
 
     def predict_step(self, batch: TileBatch, batch_idx: int) -> int:
+        assert self._fn is not None and self._acc is not None and self._next is not None
+        keep = batch.tiles >= self._next  # a finished rank's repeated last tile
+        if not bool(keep.any()):
+            return 0
         idx = batch.tiles
-        assert self._fn is not None and self._acc is not None
         out_t, valid_t = self._fn(batch.x, batch.mask)
         out = out_t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # (B, h, w, K)
         self._acc.add_tiles(self.grid, idx.tolist(), out, valid_t.detach().cpu().numpy())
+        self._next = done = int(idx[-1]) + 1
+        now = time.perf_counter()
+        if now - self._last_checkpoint >= self.tiling.checkpoint_seconds:
+            self._last_checkpoint = now
+            self._checkpoint(done)
         return len(idx)  # the tiles themselves are written to the rank's file
+
+    def _checkpoint(self, done: int) -> None:
+        """Make the rank's sums up to tile *done* - 1 durable, with the rows later tiles may still change."""
+        assert self._mm is not None
+        _, stop, y0, y1 = self._span()
+        g, s = self.grid, self.grid.out_scale
+        lo = y1 if done >= stop else g.row_origins[g.tile_row(done)] // s  # later tiles add to rows >= lo only
+        hi = min(y1, g.row_origins[g.tile_row(done - 1)] // s + g.tile_hw[0] // s)  # earlier tiles end before hi
+        self._mm.flush()
+        prog, carry = self._files()
+        tmp = carry.with_name(carry.name + '.tmp.npy')
+        np.save(tmp, np.asarray(self._mm[lo - y0:max(lo, hi) - y0]))
+        os.replace(tmp, carry)
+        ptmp = prog.with_name(prog.name + '.tmp')
+        ptmp.write_text(json.dumps({'version': FINGERPRINT_VERSION, 'fingerprint': self.fingerprint,
+                                    'next_tile': done, 'carry_row': lo}, default=str))
+        os.replace(ptmp, prog)
 
     def on_predict_end(self) -> None:
         if self._mm is not None:
@@ -164,6 +226,47 @@ class _EmbedPredictModule(L.LightningModule):
         if self.trainer.is_global_zero:
             merge_rank_sums(self.work, self.grid, self.source, self.spec, self.trainer.world_size,
                             self.tiling.compress, self.tiling.block_size)
+
+
+def _progress_files(work: Path, rank: int, world: int) -> tuple[Path, Path]:
+    """A rank's check-point: ``(progress JSON, carry rows .npy)``."""
+    f = _rank_file(work, rank, world)
+    return f.with_suffix('.json'), f.with_suffix('.carry.npy')
+
+
+def load_rank_progress(work: Path, grid: TileGrid, rank: int, world: int,
+                       fingerprint: dict[str, Any]) -> tuple[int, int, np.ndarray] | None:
+    """The check-point of rank *rank* of *world* in *work*: ``(next tile, first carry row, carry rows)``.
+
+    ``None`` when the rank has none (it starts from its first tile).
+
+    Raises:
+        ResumeError: if the check-point is corrupt, from another version, or of a run whose input, normalisation,
+            weights or options differ from *fingerprint* (the message names what changed).
+    """
+    prog, carry = _progress_files(work, rank, world)
+    if not (prog.is_file() and _rank_file(work, rank, world).is_file()):
+        return None
+    where = f'the partial run in {str(work)!r}'
+    fix = f'remove it with rm -r {str(work)!r} and rerun without --resume'
+    try:
+        state = json.loads(prog.read_text())
+        old, nxt, lo = state['fingerprint'], int(state['next_tile']), int(state['carry_row'])
+        rows = np.load(carry)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ResumeError(f'{where} is corrupt (rank {rank}: {type(err).__name__}); {fix}') from None
+    if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
+        raise ResumeError(f'{where} was written by another version of torchgeo_smarties; rerun without --resume to '
+                          'start over')
+    what = compare_fingerprints(old, fingerprint)
+    if what is not None:
+        raise ResumeError(f'cannot resume from {str(work)!r}: {what}; rerun with the same input and options, or '
+                          f'without --resume to start over (or rm -r {str(work)!r})')
+    start, stop = split_range(len(grid), world)[rank]
+    y0, y1 = rank_row_span(grid, start, stop)
+    if not start <= nxt <= stop or not y0 <= lo <= lo + len(rows) <= y1:
+        raise ResumeError(f'{where} is corrupt (rank {rank}: position {nxt} out of range); {fix}')
+    return nxt, lo, rows
 
 
 def _rank_memmap(work: Path, rank: int, world: int, rows: int, width: int, k: int,
@@ -251,8 +354,8 @@ def embed_raster_distributed(
         strategy: ``'ddp'`` (default), ``'ddp_spawn'`` or another Lightning DDP strategy name.
         accelerator: ``'auto'``, ``'gpu'``, ``'cpu'``, ...
         model: an encoder (default: loaded from the ``weights`` option).
-        resume: not supported here: raises :class:`~torchgeo_smarties.errors.UnsupportedResumeError` naming the
-            resumable alternatives (a multi-scene job split across ranks, or one process).
+        resume: continue an interrupted run of the same number of ranks from each rank's last check-point
+            (``<output>.ddp-partial/``; see the module docstring).
         preview: also write a PNG (rank 0).
         progress: show Lightning's progress bar.
         trainer_kwargs: extra ``lightning.Trainer`` arguments.
@@ -265,12 +368,11 @@ def embed_raster_distributed(
         An :class:`~torchgeo_smarties.inference.EmbedResult` (its ``run`` counts all ranks' tiles).
 
     Raises:
-        UnsupportedResumeError: with ``resume=True``, before anything is read.
+        ResumeError: with ``resume=True``, if a rank's partial run is corrupt or was made with another input,
+            normalisation, weights or options.
         TypeError: for an unknown keyword.
         OptionError, InputError: on a bad option or input (before anything is written).
     """
-    if resume:
-        raise UnsupportedResumeError(RESUME_FIX)
     check_choice('accelerator', accelerator, ACCELERATORS)
     if not isinstance(strategy, str) or not strategy.startswith('ddp'):
         raise OptionError(f'strategy must be a Lightning DDP strategy (ddp, ddp_spawn, ddp_fork, ...); '
@@ -301,7 +403,9 @@ def embed_raster_distributed(
         spec = embedding_spec(out, enc, wdesc, job.band_ids, dense.dtype, dense.layer, dense.final_norm,
                               tiling.tile, tiling.overlap, provenance_tags(job, state_fingerprint(enc)))
         work = out.with_name(out.name + '.ddp-partial')
-        module = _EmbedPredictModule(enc, job.plan, precision, block, dense.final_norm, job, grid, tiling, spec, work)
+        fp = run_fingerprint(dense_fingerprint(job, state_fingerprint(enc), dense, precision), grid, d, tiling, [spec])
+        module = _EmbedPredictModule(enc, job.plan, precision, block, dense.final_norm, job, grid, tiling, spec, work,
+                                     fp, resume)
         say(f'weights: {wdesc}')
         say('band mapping (channel  band -> learned projection):\n' + job.plan.describe())
         trainer = L.Trainer(
@@ -313,6 +417,9 @@ def embed_raster_distributed(
             f'{grid.tile_hw[1]} px, overlap {tiling.overlap} px, batch {tiling.batch_size}, {tiling.workers} workers '
             f'per rank, {trainer.world_size} ranks ({num_nodes} node(s) × {devices} {accelerator} device(s), '
             f'{strategy}) {precision}')
+        if resume:  # refuse an incompatible partial run here, before the ranks start
+            for r in range(trainer.world_size):
+                load_rank_progress(work, grid, r, trainer.world_size, fp)
         lock = OutputLock([out, *([png] if png is not None else [])]) if _rank_zero() else None
         if lock is not None:
             lock.acquire()

@@ -45,6 +45,7 @@ __all__ = (
     'autocast',
     'check_vector_output',
     'default_num_workers',
+    'dense_fingerprint',
     'dense_step',
     'embed_job',
     'embed_raster',
@@ -121,6 +122,13 @@ def dense_step(model: SMARTIESViT, plan: ProjectionPlan, device: torch.device, p
         return out.float(), valid
 
     return fn
+
+
+def dense_fingerprint(job: EmbedJob, weights_sha1: str, dense: DenseOptions, precision: Precision) -> dict[str, Any]:
+    """What a resumed dense-embedding run must share with the interrupted one (before the tiling options)."""
+    return {**job.fingerprint(), 'weights': weights_sha1,
+            'options': {'layer': dense.layer, 'final_norm': dense.final_norm, 'precision': precision,
+                        'stats': job.stats, 'norm': job.norm}}
 
 
 def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
@@ -201,9 +209,7 @@ def embed_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpe
     weights_sha1 = state_fingerprint(model)
     spec = embedding_spec(out, model, wdesc, job.band_ids, dense.dtype, dense.layer, dense.final_norm, tiling.tile,
                           tiling.overlap, provenance_tags(job, weights_sha1))
-    fp = {**job.fingerprint(), 'weights': weights_sha1,
-          'options': {'layer': dense.layer, 'final_norm': dense.final_norm, 'precision': encoder.precision,
-                      'stats': job.stats, 'norm': job.norm}}
+    fp = dense_fingerprint(job, weights_sha1, dense, encoder.precision)
     _describe(job, wdesc, log)
     log(f'output: {out} ({d} bands {dense.dtype}, {hc}×{wc} patches), {len(grid)} tiles of {grid.tile_hw[0]}×'
         f'{grid.tile_hw[1]} px, overlap {tiling.overlap} px, batch {tiling.batch_size}, {tiling.workers} workers, '

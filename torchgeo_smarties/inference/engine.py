@@ -56,8 +56,8 @@ from .source import RasterSource
 from .tiling import TileGrid
 
 __all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileBatch', 'TileDataset',
-           'TiledRun', 'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_tiled',
-           'state_fingerprint', 'tile_contribution', 'tile_loader', 'unwrap_worker_error', 'worker_init')
+           'TiledRun', 'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_fingerprint',
+           'run_tiled', 'state_fingerprint', 'tile_contribution', 'tile_loader', 'unwrap_worker_error', 'worker_init')
 
 #: A model step: (x (B, C, h, w) normalised, mask (B, C, h, w) bool or None) -> (out (B, K, h', w'), valid (B, h', w')).
 ModelFn = Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]
@@ -549,8 +549,12 @@ class _Store:
             self.fd = -1
 
 
-def _fingerprint_dict(fingerprint: dict[str, Any] | None, grid: TileGrid, channels: int, tiling: TilingOptions,
-                      outputs: Sequence[OutputSpec]) -> dict[str, Any]:
+def run_fingerprint(fingerprint: dict[str, Any] | None, grid: TileGrid, channels: int, tiling: TilingOptions,
+                    outputs: Sequence[OutputSpec]) -> dict[str, Any]:
+    """The fingerprint a resume must match: *fingerprint* plus the tiling and output options.
+
+    See :func:`compare_fingerprints`; the result is normalised as it reads back from JSON.
+    """
     fp = dict(fingerprint or {})
     opts = dict(fp.pop('options', {}))
     opts.update({'raster': [grid.height, grid.width], 'tile': grid.tile, 'overlap': grid.overlap,
@@ -621,7 +625,7 @@ def run_tiled(
     tiling = tiling or TilingOptions(grid.tile, grid.overlap)
     main = outputs[0].path
     work = workdir or main.with_name(main.name + '.partial')
-    fp = _fingerprint_dict(fingerprint, grid, channels, tiling, outputs)
+    fp = run_fingerprint(fingerprint, grid, channels, tiling, outputs)
     store = _Store(work, grid, channels, fp)
     had_partial = resume and (work / 'progress.json').is_file()
     needed = _check_space(work, grid, channels, outputs, check=not had_partial)
