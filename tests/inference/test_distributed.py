@@ -73,6 +73,7 @@ def test_interrupted_ranks_resume_to_the_uninterrupted_result(tiny_model: SMARTI
     work = tmp_path / 'ddp.tif.ddp-partial'
     progress = json.loads((work / 'rank-1-of-2.json').read_text())
     assert progress['next_tile'] == 32  # rank 1 (tiles 24..48) check-pointed after its second batch
+    assert [p.name for p in work.glob('rank-1-of-2.carry-*.npy')] == [progress['carry']] == ['rank-1-of-2.carry-32.npy']
     assert not out.exists()
     with pytest.raises(ResumeError, match='batch_size 4 → 2'):  # refused before the ranks start
         embed_raster_distributed(crop, out, model=tiny_model, resume=True, **{**opts, 'batch_size': 2})  # type: ignore[arg-type]

@@ -13,10 +13,10 @@ ranges are contiguous and in row-major order, every output cell is summed in the
 the single-process run: the result equals :func:`embed_raster`'s (to float32 rounding of the
 batched model calls), with the same CRS, transform, nodata, tags and block layout.
 
-Resume: each rank check-points its own range (at most every ``TilingOptions.checkpoint_seconds``, after a batch
-that finishes tile rows): the rank file is flushed, the rows its next tiles will add to are copied to
-``rank-<r>-of-<n>.carry.npy`` and ``rank-<r>-of-<n>.json`` records the next tile and the run's fingerprint (the same
-as the single-process run's, see :func:`~torchgeo_smarties.inference.engine.compare_fingerprints`). With
+Resume: each rank check-points its own range (after a batch, at most every ``TilingOptions.checkpoint_seconds``):
+the rank file is flushed, the rows its next tiles will add to are copied to ``rank-<r>-of-<n>.carry-<tile>.npy``,
+and ``rank-<r>-of-<n>.json`` records the next tile, that file and the run's fingerprint (the same as the
+single-process run's, see :func:`~torchgeo_smarties.inference.engine.compare_fingerprints`). With
 ``resume=True`` a rank whose record matches restores those rows, zeroes the rows after them (sums a killed run
 added after its last check-point) and continues at the recorded tile; the result equals an uninterrupted run. A
 resume must use the same number of ranks (another number starts over); a changed input, normalisation, weights or
@@ -145,8 +145,10 @@ class _EmbedPredictModule(L.LightningModule):
         start, stop = split_range(len(self.grid), world)[rank]
         return (start, stop, *rank_row_span(self.grid, start, stop))
 
-    def _files(self) -> tuple[Path, Path]:
-        return _progress_files(self.work, self.trainer.global_rank, self.trainer.world_size)
+    def _files(self) -> list[Path]:
+        """This rank's check-point files: the record and its carry files."""
+        prog = _progress_file(self.work, self.trainer.global_rank, self.trainer.world_size)
+        return [prog, *self.work.glob(prog.stem + '.carry-*.npy')]
 
     def _load(self) -> None:
         """This rank's starting point: its first tile, or the check-point of an interrupted run (``resume``)."""
@@ -209,14 +211,19 @@ class _EmbedPredictModule(L.LightningModule):
         lo = y1 if done >= stop else g.row_origins[g.tile_row(done)] // s  # later tiles add to rows >= lo only
         hi = min(y1, g.row_origins[g.tile_row(done - 1)] // s + g.tile_hw[0] // s)  # earlier tiles end before hi
         self._mm.flush()
-        prog, carry = self._files()
-        tmp = carry.with_name(carry.name + '.tmp.npy')
+        old = self._files()
+        prog = old[0]
+        carry = prog.with_name(f'{prog.stem}.carry-{done}.npy')  # a new name: the record switches to it atomically
+        tmp = carry.with_name(carry.stem + '.tmp.npy')
         np.save(tmp, np.asarray(self._mm[lo - y0:max(lo, hi) - y0]))
         os.replace(tmp, carry)
         ptmp = prog.with_name(prog.name + '.tmp')
         ptmp.write_text(json.dumps({'version': FINGERPRINT_VERSION, 'fingerprint': self.fingerprint,
-                                    'next_tile': done, 'carry_row': lo}, default=str))
+                                    'next_tile': done, 'carry_row': lo, 'carry': carry.name}, default=str))
         os.replace(ptmp, prog)
+        for f in old[1:]:
+            if f != carry:
+                f.unlink(missing_ok=True)
 
     def on_predict_end(self) -> None:
         if self._mm is not None:
@@ -228,10 +235,9 @@ class _EmbedPredictModule(L.LightningModule):
                             self.tiling.compress, self.tiling.block_size)
 
 
-def _progress_files(work: Path, rank: int, world: int) -> tuple[Path, Path]:
-    """A rank's check-point: ``(progress JSON, carry rows .npy)``."""
-    f = _rank_file(work, rank, world)
-    return f.with_suffix('.json'), f.with_suffix('.carry.npy')
+def _progress_file(work: Path, rank: int, world: int) -> Path:
+    """A rank's check-point record (it names the carry file ``rank-<r>-of-<n>.carry-<tile>.npy`` it goes with)."""
+    return _rank_file(work, rank, world).with_suffix('.json')
 
 
 def load_rank_progress(work: Path, grid: TileGrid, rank: int, world: int,
@@ -244,7 +250,7 @@ def load_rank_progress(work: Path, grid: TileGrid, rank: int, world: int,
         ResumeError: if the check-point is corrupt, from another version, or of a run whose input, normalisation,
             weights or options differ from *fingerprint* (the message names what changed).
     """
-    prog, carry = _progress_files(work, rank, world)
+    prog = _progress_file(work, rank, world)
     if not (prog.is_file() and _rank_file(work, rank, world).is_file()):
         return None
     where = f'the partial run in {str(work)!r}'
@@ -252,7 +258,7 @@ def load_rank_progress(work: Path, grid: TileGrid, rank: int, world: int,
     try:
         state = json.loads(prog.read_text())
         old, nxt, lo = state['fingerprint'], int(state['next_tile']), int(state['carry_row'])
-        rows = np.load(carry)
+        rows = np.load(work / Path(str(state['carry'])).name)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ResumeError(f'{where} is corrupt (rank {rank}: {type(err).__name__}); {fix}') from None
     if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
