@@ -41,7 +41,7 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import InputError, OptionError, ResumeError, SmartiesError
+from ..errors import InputError, OptionError, SmartiesError
 from ..models import SMARTIESViT
 from ..spectrum import ProjectionPlan
 from .embed import EmbedResult, dense_fingerprint, dense_step, embedding_spec, for_model, provenance_tags
@@ -54,7 +54,8 @@ from .engine import (
     TileDataset,
     TiledRun,
     block_rows,
-    compare_fingerprints,
+    check_partial,
+    corrupt_partial,
     output_profile,
     run_fingerprint,
     state_fingerprint,
@@ -253,25 +254,18 @@ def load_rank_progress(work: Path, grid: TileGrid, rank: int, world: int,
     prog = _progress_file(work, rank, world)
     if not (prog.is_file() and _rank_file(work, rank, world).is_file()):
         return None
-    where = f'the partial run in {str(work)!r}'
-    fix = f'remove it with rm -r {str(work)!r} and rerun without --resume'
     try:
         state = json.loads(prog.read_text())
-        old, nxt, lo = state['fingerprint'], int(state['next_tile']), int(state['carry_row'])
+        state['fingerprint']  # a record without one is corrupt (KeyError)
+        nxt, lo = int(state['next_tile']), int(state['carry_row'])
         rows = np.load(work / Path(str(state['carry'])).name)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ResumeError(f'{where} is corrupt (rank {rank}: {type(err).__name__}); {fix}') from None
-    if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
-        raise ResumeError(f'{where} was written by another version of torchgeo_smarties; rerun without --resume to '
-                          'start over')
-    what = compare_fingerprints(old, fingerprint)
-    if what is not None:
-        raise ResumeError(f'cannot resume from {str(work)!r}: {what}; rerun with the same input and options, or '
-                          f'without --resume to start over (or rm -r {str(work)!r})')
+        raise corrupt_partial(work, f'rank {rank}: {type(err).__name__}') from None
+    check_partial(work, state, fingerprint)
     start, stop = split_range(len(grid), world)[rank]
     y0, y1 = rank_row_span(grid, start, stop)
     if not start <= nxt <= stop or not y0 <= lo <= lo + len(rows) <= y1:
-        raise ResumeError(f'{where} is corrupt (rank {rank}: position {nxt} out of range); {fix}')
+        raise corrupt_partial(work, f'rank {rank}: position {nxt} out of range')
     return nxt, lo, rows
 
 

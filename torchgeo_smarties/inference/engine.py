@@ -56,7 +56,8 @@ from .source import RasterSource
 from .tiling import TileGrid
 
 __all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileBatch', 'TileDataset',
-           'TiledRun', 'block_rows', 'check_writable', 'compare_fingerprints', 'output_profile', 'run_fingerprint',
+           'TiledRun', 'block_rows', 'check_partial', 'check_writable', 'compare_fingerprints', 'corrupt_partial',
+           'output_profile', 'run_fingerprint',
            'run_tiled', 'state_fingerprint', 'tile_contribution', 'tile_loader', 'unwrap_worker_error', 'worker_init')
 
 #: A model step: (x (B, C, h, w) normalised, mask (B, C, h, w) bool or None) -> (out (B, K, h', w'), valid (B, h', w')).
@@ -103,7 +104,7 @@ class TileBatch(NamedTuple):
         x: (B, C, h, w) normalised float32, invalid pixels 0.
         valid: (B, C, h, w) bool, the reader's validity (nodata, masks, NaN).
         tiles: (B,) int64 tile indices of the grid.
-        all_valid: every pixel of the batch is valid (known from the reads, no extra pass).
+        all_valid: every pixel of the batch is valid (found once by the loader, so consumers need not scan).
     """
 
     x: Tensor
@@ -459,6 +460,29 @@ def compare_fingerprints(old: dict[str, Any], new: dict[str, Any]) -> str | None
     return f'the run differs from the partial run ({", ".join(keys)})'
 
 
+def corrupt_partial(work: Path, detail: str) -> ResumeError:
+    """The error for an unreadable or inconsistent partial run in *work* (*detail* says what is wrong)."""
+    return ResumeError(f'the partial run in {str(work)!r} is corrupt ({detail}); remove it with '
+                       f'rm -r {str(work)!r} and rerun without --resume')
+
+
+def check_partial(work: Path, state: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Refuse to resume from the check-point record *state* of *work* unless it matches *fingerprint*.
+
+    Raises:
+        ResumeError: if *state* was written by another version or by a run whose input, normalisation, weights or
+            options differ (the message names what changed).
+    """
+    old = state.get('fingerprint')
+    if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
+        raise ResumeError(f'the partial run in {str(work)!r} was written by another version of '
+                          'torchgeo_smarties; rerun without --resume to start over')
+    what = compare_fingerprints(old, fingerprint)
+    if what is not None:
+        raise ResumeError(f'cannot resume from {str(work)!r}: {what}; rerun with the same input and options, '
+                          f'or without --resume to start over (or rm -r {str(work)!r})')
+
+
 class _Store:
     """The work folder of a run: raw row store, checkpoints, the GeoTIFFs being written."""
 
@@ -483,23 +507,16 @@ class _Store:
         return start, rows_done, acc
 
     def _corrupt(self, detail: str) -> ResumeError:
-        return ResumeError(f'the partial run in {str(self.work)!r} is corrupt ({detail}); remove it with '
-                           f'rm -r {str(self.work)!r} and rerun without --resume')
+        return corrupt_partial(self.work, detail)
 
     def _load(self, prog: Path) -> tuple[int, int, BlendAccumulator]:
         try:
             state = json.loads(prog.read_text())
-            old, start, rows_done, carry = (state['fingerprint'], int(state['next_tile']), int(state['rows_done']),
-                                            str(state['carry']))
+            state['fingerprint']  # a record without one is corrupt (KeyError)
+            start, rows_done, carry = int(state['next_tile']), int(state['rows_done']), str(state['carry'])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise self._corrupt(f'unreadable progress.json: {type(err).__name__}: {err}') from None
-        if state.get('version') != FINGERPRINT_VERSION or not isinstance(old, dict):
-            raise ResumeError(f'the partial run in {str(self.work)!r} was written by another version of '
-                              'torchgeo_smarties; rerun without --resume to start over')
-        what = compare_fingerprints(old, self.fp)
-        if what is not None:
-            raise ResumeError(f'cannot resume from {str(self.work)!r}: {what}; rerun with the same input and options, '
-                              f'or without --resume to start over (or rm -r {str(self.work)!r})')
+        check_partial(self.work, state, self.fp)
         raw = self.work / 'data.f32'
         if not 0 <= start <= len(self.grid) or not 0 <= rows_done <= self.grid.out_shape[0]:
             raise self._corrupt(f'position {start}/{rows_done} out of range')
