@@ -12,7 +12,7 @@ import torch
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from torchgeo_smarties.errors import InputError
+from torchgeo_smarties.errors import InputError, OptionError
 from torchgeo_smarties.inference import TileGrid, make_normalizer, open_source
 from torchgeo_smarties.inference.engine import BlendAccumulator, TileBatch, TileDataset, _Sink, tile_loader
 from torchgeo_smarties.inference.job import TilingOptions
@@ -176,3 +176,6 @@ def test_read_threads_give_the_same_values_on_their_own_handles(sample: Path) ->
     np.testing.assert_array_equal(a[1], b[1])
     fast.close()
     assert src._handles  # the original source's files stay open
+    for bad in (0, 1.5, True):
+        with pytest.raises(OptionError, match='read threads must be an integer >= 1'):
+            src.with_read_threads(bad)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from ..errors import (
     BandCountError,
     BandMismatchError,
     InputError,
+    OptionError,
     RasterReadError,
     SmartiesError,
     UnsupportedRasterError,
@@ -259,8 +260,13 @@ class RasterSource:
 
         The engine gives the reads of ``num_workers=0`` every core: they run between model steps, when the
         model's threads are idle.
+
+        Raises:
+            OptionError: unless *n* is an integer >= 1.
         """
-        return dataclasses.replace(self, read_threads=max(1, int(n)), _handles={})
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise OptionError(f'read threads must be an integer >= 1 (1 = no decoding threads); got {n!r}')
+        return dataclasses.replace(self, read_threads=n, _handles={})
 
     def close(self) -> None:
         """Close the files opened by this process."""
