@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from torchgeo_smarties.errors import InputError, OptionError
-from torchgeo_smarties.inference import TileGrid, make_normalizer, open_source
+from torchgeo_smarties.inference import TileGrid, engine, make_normalizer, open_source
 from torchgeo_smarties.inference.engine import BlendAccumulator, TileBatch, TileDataset, _Sink, tile_loader
 from torchgeo_smarties.inference.job import TilingOptions
 
@@ -179,3 +179,50 @@ def test_read_threads_give_the_same_values_on_their_own_handles(sample: Path) ->
     for bad in (0, 1.5, True):
         with pytest.raises(OptionError, match='read threads must be an integer >= 1'):
             src.with_read_threads(bad)  # type: ignore[arg-type]
+
+
+def test_runs_group_the_overlapping_tiles_of_a_row() -> None:
+    grid = TileGrid(100, 200, 32, 16)  # origins every 16 px: 12 columns, 6 rows of tiles
+    ncols = len(grid.col_origins)
+    tiles = [0, 1, 2, 5, ncols, ncols + 1, 3 * ncols + 4]
+    runs = grid.runs(tiles)
+    assert runs == [
+        (0, 0, 64, [(0, 0), (1, 16), (2, 32)]),  # 0, 1, 2 overlap: one window 0..64
+        (0, 80, 32, [(3, 0)]),  # 5 starts at 80 > 64: a second read
+        (16, 0, 48, [(4, 0), (5, 16)]),  # next tile row
+        (48, 64, 32, [(6, 0)]),
+    ]
+    touching = TileGrid(64, 128, 32, 0)  # no overlap: neighbours touch, still one read
+    assert touching.runs([0, 1, 2]) == [(0, 0, 96, [(0, 0), (1, 32), (2, 64)])]
+    # at most 48 px per read: tile 2 (32..64) starts another run; a tile wider than the limit is still read
+    assert grid.runs([0, 1, 2], max_width=48) == [(0, 0, 48, [(0, 0), (1, 16)]), (0, 32, 32, [(2, 0)])]
+    assert grid.runs([0, 1], max_width=8) == [(0, 0, 32, [(0, 0)]), (0, 16, 32, [(1, 0)])]
+
+
+@pytest.mark.parametrize(('batch', 'run_bytes'), [(3, None), (5, None), (64, None), (64, 3 * 32 * 5 * 40)])
+def test_run_reads_equal_tile_reads_at_the_edges(tmp_path: Path, batch: int, run_bytes: int | None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles cut from one read of a run equal reads of each tile's window, edge padding and nodata included."""
+    if run_bytes is not None:  # runs of at most 40 px: one tile each, as for a hyperspectral raster
+        monkeypatch.setattr(engine, 'RUN_BYTES', run_bytes)
+    rng = np.random.default_rng(0)
+    arr = rng.integers(1, 5000, (3, 70, 90)).astype(np.uint16)
+    arr[:, 60:, 80:] = 0  # nodata in the bottom-right corner (inside edge tiles)
+    src = open_source(_raster(tmp_path / 'edge.tif', arr, 0))
+    grid = TileGrid(src.height, src.width, 32, 16)  # the padded raster reaches past the 70 × 90 pixels
+    ds = TileDataset(src, grid, None)
+    reads = []
+    plain = TileDataset._read
+    monkeypatch.setattr(TileDataset, '_read', lambda self, *a, **k: reads.append(a[2]) or plain(self, *a, **k))
+    th, tw = grid.tile_hw
+    for first in range(0, len(grid), batch):
+        ks = list(range(first, min(first + batch, len(grid))))
+        got = ds.__getitems__(ks)
+        for j, k in enumerate(ks):
+            r0, c0 = grid.origin(k)
+            vals, valid = src.read(Window(c0, r0, tw, th))
+            np.testing.assert_array_equal(got.valid[j].numpy(), valid)
+            np.testing.assert_array_equal(got.x[j].numpy(), np.where(valid, vals, 0))
+    assert not ds.__getitems__([len(grid) - 1]).all_valid
+    if run_bytes is not None or batch == 64:  # one read per tile, or one per tile row
+        assert len(reads) == (len(grid) if run_bytes else len(grid.row_origins)) + 1

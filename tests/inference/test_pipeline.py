@@ -38,7 +38,7 @@ def pooled(stop_after: int | None = None):  # type: ignore[no-untyped-def]
 def run(sample: Path, out: Path, seconds: float, *, stop_after: int | None = None, resume: bool = False):  # type: ignore[no-untyped-def]
     src = open_source(sample)
     grid = TileGrid(src.height, src.width, 64, 16)
-    spec = OutputSpec(out, src.count, 'float32', lambda rows: rows.transpose(2, 0, 1))
+    spec = OutputSpec(out, src.count, 'float32', lambda rows: rows)
     tiling = TilingOptions(64, 16, batch_size=4, num_workers=0, checkpoint_seconds=seconds)
     norm = make_normalizer(tuple(src.descriptions))
     return run_tiled(src, grid, pooled(stop_after), src.count, [spec], normalize=norm, tiling=tiling, resume=resume,
@@ -160,7 +160,7 @@ def test_background_writer_and_inline_writer_give_the_same_file(sample: Path, tm
         src = open_source(sample)
         grid = TileGrid(src.height, src.width, 64, 16)
         out = tmp_path / f'w{workers}.tif'
-        spec = OutputSpec(out, src.count, 'float32', lambda rows: rows.transpose(2, 0, 1))
+        spec = OutputSpec(out, src.count, 'float32', lambda rows: rows)
         tiling = TilingOptions(64, 16, batch_size=4, num_workers=workers)
         run_tiled(src, grid, pooled(), src.count, [spec], normalize=make_normalizer(tuple(src.descriptions)),
                   tiling=tiling, progress=False)

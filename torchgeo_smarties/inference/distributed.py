@@ -53,9 +53,9 @@ from .engine import (
     TileBatch,
     TileDataset,
     TiledRun,
-    block_rows,
     check_partial,
     corrupt_partial,
+    output_block,
     output_profile,
     run_fingerprint,
     state_fingerprint,
@@ -301,7 +301,7 @@ def merge_rank_sums(work: Path, grid: TileGrid, source: RasterSource, spec: Outp
             raise InputError(f'the partial sums of rank {r} ({str(f)!r}) are missing or incomplete: the output folder '
                              'must be on a filesystem shared by all nodes (choose such a location with -o)')
         parts.append(_as_accumulator(_rank_memmap(work, r, world, y1 - y0, wp, k, 'r'), y0))
-    bs = block_rows(grid, block_size)
+    bs = output_block(spec, grid, block_size)
     with atomic_target(spec.path) as tmp:
         writer = BlockWriter(spec, tmp, output_profile(spec, source, grid, bs, compress))
         try:

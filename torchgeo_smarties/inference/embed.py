@@ -132,7 +132,7 @@ def dense_fingerprint(job: EmbedJob, weights_sha1: str, dense: DenseOptions, pre
 
 
 def _render_rows(rows: np.ndarray, dtype: str) -> np.ndarray:
-    return np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=dtype)
+    return rows.astype(dtype, copy=False)  # (n, W, K): the embedding is the pixel-interleaved row itself
 
 
 def provenance_tags(job: EmbedJob, weights_sha1: str) -> dict[str, str]:

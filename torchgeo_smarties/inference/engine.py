@@ -6,7 +6,8 @@ into a :class:`BlendAccumulator` of pending output rows, and streams finished ro
 
 * to a raw row-major store ``<output>.partial/data.f32`` (``(rows, cols, bands)`` float32), and
 * to the GeoTIFF(s), one complete block row at a time (so GDAL's writes are the same whatever the
-  history of the run).
+  history of the run), pixel-interleaved through :class:`~torchgeo_smarties.inference.gtiff.PixelWriter` where
+  it applies; blocks hold at most :data:`BLOCK_BYTES` (:func:`block_rows`).
 
 After a batch that finishes output rows, the accumulator and the position are check-pointed
 (``progress.json`` + ``carry-<tile>.npz``), at most every ``TilingOptions.checkpoint_seconds`` (default 10 s: an
@@ -50,15 +51,37 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import InputError, ResumeError, SmartiesError
 from ..transforms.normalize import SmartiesNormalize
+from .gtiff import PixelWriter, pixel_writer_supported
 from .job import TilingOptions
 from .outputs import check_outputs, disk_full_error, is_disk_full
 from .source import RasterSource
 from .tiling import TileGrid
 
-__all__ = ('FINGERPRINT_VERSION', 'BlendAccumulator', 'BlockWriter', 'OutputSpec', 'TileBatch', 'TileDataset',
-           'TiledRun', 'block_rows', 'check_partial', 'check_writable', 'compare_fingerprints', 'corrupt_partial',
-           'output_profile', 'run_fingerprint',
-           'run_tiled', 'state_fingerprint', 'tile_contribution', 'tile_loader', 'unwrap_worker_error', 'worker_init')
+__all__ = (
+    'BLOCK_BYTES',
+    'FINGERPRINT_VERSION',
+    'RUN_BYTES',
+    'BlendAccumulator',
+    'BlockWriter',
+    'OutputSpec',
+    'TileBatch',
+    'TileDataset',
+    'TiledRun',
+    'block_rows',
+    'check_partial',
+    'check_writable',
+    'compare_fingerprints',
+    'corrupt_partial',
+    'output_block',
+    'output_profile',
+    'run_fingerprint',
+    'run_tiled',
+    'state_fingerprint',
+    'tile_contribution',
+    'tile_loader',
+    'unwrap_worker_error',
+    'worker_init',
+)
 
 #: A model step: (x (B, C, h, w) normalised, mask (B, C, h, w) bool or None) -> (out (B, K, h', w'), valid (B, h', w')).
 ModelFn = Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]]
@@ -75,7 +98,8 @@ class OutputSpec:
         path: final path of the file.
         count: number of bands.
         dtype: GDAL/numpy data type name.
-        render: maps finished rows (n, W, K) float32 (NaN = no data) to (count, n, W) in *dtype*.
+        render: maps finished rows (n, W, K) float32 (NaN = no data) to pixel-interleaved (n, W, count) in *dtype*
+            (any row stride; a view of the rows is fine: it is written before they change).
         nodata: nodata value (NaN allowed for float types).
         descriptions: per band description.
         tags: dataset tags.
@@ -122,8 +146,9 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
     """Tiles ``start..`` of a :class:`TileGrid`: normalised float32 (C, h, w), validity (C, h, w), index.
 
     A :class:`~torch.utils.data.DataLoader` fetches whole batches through :meth:`__getitems__` (use
-    :func:`tile_loader`): the tiles are read by GDAL straight into one float32 batch buffer, which is normalised in
-    place, so a batch costs one allocation and no collation copy.
+    :func:`tile_loader`): the overlapping tiles of one tile row are read as one window (:meth:`TileGrid.runs`) and
+    cut into one float32 batch buffer (a lone tile is read straight into it), which is normalised in place: no
+    per-tile tensors, no collation copy, every input block decoded once.
     """
 
     def __init__(self, source: RasterSource, grid: TileGrid, normalize: Normalizer | None, start: int = 0) -> None:
@@ -142,16 +167,18 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
         tiles = [self.start + int(k) for k in ks]
         vals = np.empty((len(tiles), self.source.count, th, tw), np.float32)
         valid = np.empty(vals.shape, bool)
-        for j, i in enumerate(tiles):
-            r0, c0 = self.grid.origin(i)
-            try:
-                self.source.read(Window(c0, r0, tw, th), out=(vals[j], valid[j]))
-            except (RasterioError, OSError) as err:  # the reader's typed errors pass through unchanged
-                raise InputError(
-                    f'cannot read tile {i} (rows {r0}-{r0 + th}, cols {c0}-{c0 + tw}) of '
-                    f'{", ".join(self.source.paths)}: {" ".join(str(err).split())[:200]}; the file may be truncated '
-                    'or corrupt (check it with gdalinfo -checksum)'
-                ) from None
+        # a run's buffer (values + validity) stays under RUN_BYTES: hyperspectral rasters read tile by tile
+        max_width = RUN_BYTES // max(1, self.source.count * th * 5)
+        for r0, c0, width, members in self.grid.runs(tiles, max_width):
+            if len(members) == 1:  # read straight into the batch buffer
+                j = members[0][0]
+                self._read(r0, c0, width, tiles, members, out=(vals[j], valid[j]))
+                continue
+            # one read of the run (each block decoded once, by every GDAL thread), then the tiles are cut from it
+            run_vals, run_valid = self._read(r0, c0, width, tiles, members)
+            for j, off in members:
+                vals[j] = run_vals[:, :, off:off + tw]
+                valid[j] = run_valid[:, :, off:off + tw]
         x, m = torch.from_numpy(vals), torch.from_numpy(valid)
         index = torch.tensor(tiles, dtype=torch.int64)
         all_valid = bool(valid.all())
@@ -163,6 +190,20 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
             x = norm(x)
         x = torch.where(m, x, torch.zeros((), dtype=x.dtype))  # no NaN/garbage reaches the model
         return TileBatch(x.float().contiguous(), m, index, all_valid)
+
+
+    def _read(self, r0: int, c0: int, width: int, tiles: list[int], members: list[tuple[int, int]],
+              out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        th = self.grid.tile_hw[0]
+        try:
+            return self.source.read(Window(c0, r0, width, th), out=out)
+        except (RasterioError, OSError) as err:  # the reader's typed errors pass through unchanged
+            names = ', '.join(str(tiles[j]) for j, _ in members)
+            raise InputError(
+                f'cannot read tile{"s" if len(members) > 1 else ""} {names} (rows {r0}-{r0 + th}, cols '
+                f'{c0}-{c0 + width}) of {", ".join(self.source.paths)}: {" ".join(str(err).split())[:200]}; the '
+                'file may be truncated or corrupt (check it with gdalinfo -checksum)'
+            ) from None
 
 
 def _as_batch(batch: Any) -> Any:
@@ -225,19 +266,32 @@ def state_fingerprint(model: torch.nn.Module | None) -> str:
 
 
 class BlockWriter:
-    """Buffers finished rows until a whole GeoTIFF block row is complete, then writes it."""
+    """Buffers finished rows until a whole GeoTIFF block row is complete, then writes it.
+
+    Multi-band outputs go through :class:`~torchgeo_smarties.inference.gtiff.PixelWriter` (GDAL copies the
+    pixel-interleaved rows straight into its tiles) where
+    :func:`~torchgeo_smarties.inference.gtiff.pixel_writer_supported` says so, through rasterio otherwise; both
+    write the same file.
+    """
 
     def __init__(self, spec: OutputSpec, tmp: Path, profile: dict[str, Any]) -> None:
         self.spec, self.tmp = spec, tmp
-        self.block = int(profile['blockysize'])
+        self.block = int(profile['blockysize'])  # rows per write: whole block rows
         self.height, self.width = int(profile['height']), int(profile['width'])
-        self.ds = rasterio.open(tmp, 'w', **profile)
-        for i, d in enumerate(spec.descriptions, start=1):
-            self.ds.set_band_description(i, d)
-        if spec.tags:
-            self.ds.update_tags(**spec.tags)
-        if spec.colormap:
-            self.ds.write_colormap(1, spec.colormap)
+        self.pixels: PixelWriter | None = None
+        self.ds: Any = None
+        if pixel_writer_supported(profile, spec.colormap):
+            self.pixels = PixelWriter(tmp, profile, spec.descriptions, spec.tags)
+        else:
+            # rasterio's writes cost GDAL a pass per band and call: write at least 64 rows at a time
+            self.block *= math.ceil(64 / self.block)
+            self.ds = rasterio.open(tmp, 'w', **profile)
+            for i, d in enumerate(spec.descriptions, start=1):
+                self.ds.set_band_description(i, d)
+            if spec.tags:
+                self.ds.update_tags(**spec.tags)
+            if spec.colormap:
+                self.ds.write_colormap(1, spec.colormap)
         self.buf: list[np.ndarray] = []
         self.y0 = 0
 
@@ -249,8 +303,11 @@ class BlockWriter:
         while n >= self.block or (end >= self.height and n):
             allrows = np.concatenate(self.buf) if len(self.buf) > 1 else self.buf[0]
             take = min(self.block, n)
-            out = self.spec.render(allrows[:take])
-            self.ds.write(out, window=Window(0, self.y0, self.width, take))
+            out = self.spec.render(allrows[:take])  # (take, W, count)
+            if self.pixels is not None:
+                self.pixels.write(self.y0, out)
+            else:
+                self.ds.write(np.ascontiguousarray(out.transpose(2, 0, 1)), window=Window(0, self.y0, self.width, take))
             self.y0 += take
             rest = allrows[take:]
             self.buf = [rest] if len(rest) else []
@@ -258,13 +315,36 @@ class BlockWriter:
 
     def close(self) -> None:
         """Close the dataset (flushes GDAL's cache)."""
-        self.ds.close()
+        if self.pixels is not None:
+            self.pixels.close()
+        if self.ds is not None:
+            self.ds.close()
 
 
-def block_rows(grid: TileGrid, block_size: int = 64) -> int:
-    """GeoTIFF block size (cells) used for an output of *grid*: *block_size*, shrunk for small outputs."""
+#: Most bytes of one run read by :class:`TileDataset` (float32 values + bool validity, see :meth:`TileGrid.runs`).
+RUN_BYTES = 64 << 20
+#: Most uncompressed bytes in one GeoTIFF block of an output with many bands (see :func:`block_rows`).
+BLOCK_BYTES = 1 << 20
+
+
+def block_rows(grid: TileGrid, block_size: int = 64, cell_bytes: int = 0) -> int:
+    """GeoTIFF block side (cells) of an output of *grid* whose cells hold *cell_bytes* bytes (bands × item size).
+
+    *block_size*, halved (down to 16) while a block would hold more than :data:`BLOCK_BYTES` uncompressed, then
+    shrunk to the output for small outputs. A 768-band float32 embedding gets 16 × 16 blocks (768 KiB): one pixel's
+    vector costs one such block to read instead of 12 MiB at 64 × 64, and the writer hands GDAL a block row every
+    16 rows, so writes are small and spread over the run.
+    """
+    side = block_size
+    while side > 16 and side * side * cell_bytes > BLOCK_BYTES:
+        side = max(16, 16 * math.ceil(side / 32))
     hc, wc = grid.out_shape
-    return max(16, min(block_size, 16 * math.ceil(max(hc, wc) / 16)))
+    return max(16, min(side, 16 * math.ceil(max(hc, wc) / 16)))
+
+
+def output_block(o: 'OutputSpec', grid: TileGrid, block_size: int) -> int:
+    """:func:`block_rows` for output *o*."""
+    return block_rows(grid, block_size, o.count * np.dtype(o.dtype).itemsize)
 
 
 def output_profile(o: OutputSpec, source: RasterSource, grid: TileGrid, block: int, compress: str) -> dict[str, Any]:
@@ -651,10 +731,11 @@ def run_tiled(
     writers: list[BlockWriter] = []
     finished = False
     try:
-        bs = block_rows(grid, tiling.block_size)
-        writers = [BlockWriter(o, work / o.path.name, output_profile(o, source, grid, bs, tiling.compress))
+        writers = [BlockWriter(o, work / o.path.name,
+                               output_profile(o, source, grid, output_block(o, grid, tiling.block_size),
+                                              tiling.compress))
                    for o in outputs]
-        _replay(store, writers, rows_done, bs)
+        _replay(store, writers, rows_done, block_rows(grid, tiling.block_size))
         done = _loop(store, writers, source, grid, model_fn, normalize, tiling, start, rows_done, acc, progress,
                      on_batch)
         for wr in writers:

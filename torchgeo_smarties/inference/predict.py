@@ -251,12 +251,11 @@ def _predict(job: EmbedJob, out: Path, choice: _ModelChoice, spec: EncoderSpec, 
         ids = np.full(rows.shape[:2], 255, dtype=np.uint8)
         ok = np.isfinite(rows).all(-1)
         ids[ok] = rows[ok].argmax(-1).astype(np.uint8)
-        return ids[None]
+        return ids[..., None]
 
     specs = [
         OutputSpec(out, 1, 'uint8', render_classes, 255, ['class'], tags, colour_table(k)),
-        OutputSpec(probs_path, k, 'float32', lambda rows: np.ascontiguousarray(rows.transpose(2, 0, 1)),
-                   float('nan'), names, tags),
+        OutputSpec(probs_path, k, 'float32', lambda rows: rows, float('nan'), names, tags),
     ]
     fp = {**job.fingerprint(), 'weights': state_fingerprint(net),
           'options': {'mode': mode, 'precision': precision, 'stats': job.stats, 'norm': job.norm, 'classes': names}}

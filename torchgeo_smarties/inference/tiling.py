@@ -11,6 +11,7 @@ output exactly.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -123,6 +124,34 @@ class TileGrid:
     def tile_row(self, i: int) -> int:
         """The row of tiles tile *i* belongs to."""
         return i // len(self.col_origins)
+
+    def runs(self, tiles: Sequence[int],
+             max_width: int | None = None) -> list[tuple[int, int, int, list[tuple[int, int]]]]:
+        """Group *tiles* into horizontal runs that one read covers: ``(row, col, width, [(position, col offset)])``.
+
+        A run is a window of tile height from pixel ``(row, col)``, *width* px wide, holding the tiles of one tile
+        row whose windows overlap or touch; ``position`` is the tile's index in *tiles* and ``col offset`` where
+        its window starts in the run. Reading a run once instead of each tile decodes every block once, in one
+        call that GDAL can spread over its threads, and reads the overlaps once. A run grows to at most
+        *max_width* px (it always holds one tile), which bounds the read buffer of rasters with many bands.
+        """
+        tw = self.tile_hw[1]
+        by_row: dict[int, list[tuple[int, int]]] = {}
+        for j, i in enumerate(tiles):
+            r0, c0 = self.origin(i)
+            by_row.setdefault(r0, []).append((c0, j))
+        runs: list[tuple[int, int, int, list[tuple[int, int]]]] = []
+        for r0, members in by_row.items():
+            members.sort()
+            start, end, cur = members[0][0], members[0][0] + tw, [(members[0][1], 0)]
+            for c0, j in members[1:]:
+                if c0 > end or (max_width is not None and c0 + tw - start > max_width):  # a gap, or too wide
+                    runs.append((r0, start, end - start, cur))
+                    start, end, cur = c0, c0, []
+                cur.append((j, c0 - start))
+                end = c0 + tw
+            runs.append((r0, start, end - start, cur))
+        return runs
 
     def first_tile_of_row(self, r: int) -> int:
         """Index of the first tile in tile row *r*."""
