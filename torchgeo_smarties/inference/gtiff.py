@@ -21,6 +21,7 @@ Otherwise the engine writes through rasterio (the same file, slower).
 import ctypes
 import functools
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def _loaded_paths() -> list[str]:
     if sys.platform == 'darwin':
         dyld = ctypes.CDLL(None)
         dyld._dyld_get_image_name.restype = ctypes.c_char_p
-        return [dyld._dyld_get_image_name(i).decode() for i in range(dyld._dyld_image_count())]
+        names = (dyld._dyld_get_image_name(i) for i in range(dyld._dyld_image_count()))
+        return [os.fsdecode(n) for n in names if n]
     return []
 
 
@@ -143,7 +145,7 @@ class PixelWriter:
         argv = (ctypes.c_char_p * (len(opts) + 1))(*opts, None)
         lib.CPLErrorReset()
         driver = lib.GDALGetDriverByName(b'GTiff')
-        self._h = lib.GDALCreate(driver, str(path).encode(), self.width, self.height, self.count,
+        self._h = lib.GDALCreate(driver, os.fsencode(path), self.width, self.height, self.count,
                                  dtype_rev[self.dtype.name], argv) if driver else None
         if not self._h:
             raise RasterioIOError(f'cannot create {str(path)!r}: {self._error()}')
