@@ -1,5 +1,6 @@
 """smarties embed: georeferencing, exactness of tiles, blending, nodata, padding, resume, errors."""
 
+import json
 import math
 from pathlib import Path
 
@@ -8,10 +9,19 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from torchgeo_smarties.errors import BandCountError, InputError, ResumeError, UnknownPresetError, UnknownSensorError
+from torchgeo_smarties.errors import (
+    BandCountError,
+    InputError,
+    OutputError,
+    ResumeError,
+    UnknownPresetError,
+    UnknownSensorError,
+)
 from torchgeo_smarties.inference import TileGrid, embed_raster, make_normalizer, open_source, pool_raster, ramp
+from torchgeo_smarties.inference.engine import state_fingerprint
 from torchgeo_smarties.models import SMARTIESViT
 
 KW = {'progress': False, 'num_workers': 0, 'log': lambda s: None}
@@ -209,6 +219,14 @@ def test_pool_geoparquet_and_csv(tiny_model: SMARTIESViT, sample: Path, tmp_path
     pool_raster(sample, csv, model=tiny_model, tile=128, pool='cls', **KW)
     lines = csv.read_text().splitlines()
     assert len(lines) == 10 and lines[0].startswith('tile,row_off,col_off,height,width,geometry,emb_0000')
+    side = json.loads((tmp_path / 'tiles.csv.json').read_text())  # CSV's provenance and CRS, beside it
+    assert side['SMARTIES_POOL'] == 'cls' and side['SMARTIES_SOURCE'] == str(sample)
+    assert side['SMARTIES_WEIGHTS_SHA1'] == state_fingerprint(tiny_model) and 'SMARTIES_NORM' in side
+    assert CRS.from_wkt(side['SMARTIES_CRS']).to_epsg() == 32618
+    (tmp_path / 'busy.csv.json').mkdir()  # the sidecar's path is checked before the first tile
+    with pytest.raises(OutputError, match='busy.csv.json'):
+        pool_raster(sample, tmp_path / 'busy.csv', model=tiny_model, tile=128, **KW)
+    assert not (tmp_path / 'busy.csv').exists()
 
 
 # ------------------------------------------------------------------------------------------------- errors

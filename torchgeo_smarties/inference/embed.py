@@ -310,7 +310,9 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
         raise OptionError('--pool embeds non-overlapping tiles: drop --overlap')
     out = Path(output)
     check_vector_output(out)
-    check_outputs([('output', out)], job.input_files())
+    outputs = [('output', out), ('provenance', provenance_sidecar(out))] if out.suffix.lower() == '.csv' else \
+        [('output', out)]
+    check_outputs(outputs, job.input_files())
     model, wdesc = encoder.load()
     job = for_model(job, model)
     dev = encoder.torch_device
@@ -422,6 +424,11 @@ def tile_footprints(source: RasterSource, windows: list[tuple[int, int, int, int
 PARQUET_TAGS_KEY = b'smarties'
 
 
+def provenance_sidecar(path: Path) -> Path:
+    """The JSON file beside a pooled CSV output that holds its ``SMARTIES_*`` tags and CRS (``tiles.csv.json``)."""
+    return path.with_name(path.name + '.json')
+
+
 def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarray]], source: RasterSource,
                    pool: str, log: Callable[[str], None], tags: dict[str, str]) -> None:
     geoms = tile_footprints(source, [(r[1], r[2], r[3], r[4]) for r in rows])
@@ -451,6 +458,11 @@ def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarr
             return
     import csv
 
+    # CSV has no metadata: the provenance and the geometry's CRS go to a sidecar, written first so that a CSV
+    # never exists without it
+    side = {**tags, 'SMARTIES_CRS': source.crs.to_wkt() if source.crs else ''}
+    with atomic_target(provenance_sidecar(out)) as tmp:
+        tmp.write_text(json.dumps(side, sort_keys=True, indent=1) + '\n', encoding='utf-8')
     with atomic_target(out) as tmp:
         with open(tmp, 'w', newline='') as f:
             wr = csv.writer(f)
@@ -458,4 +470,5 @@ def _write_vectors(out: Path, rows: list[tuple[int, int, int, int, int, np.ndarr
             for k, g in enumerate(geoms):
                 wr.writerow([*(meta[c][k] for c in meta), g.wkt, *(f'{v:.7g}' for v in emb[k])])
     crs = source.crs.to_string() if source.crs else 'none'
-    log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, CSV, CRS {crs})')
+    log(f'wrote {out} ({len(rows)} tiles × {d}-d {pool} embeddings, CSV, CRS {crs}; provenance in '
+        f'{provenance_sidecar(out).name})')
