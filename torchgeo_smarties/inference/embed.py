@@ -310,9 +310,8 @@ def pool_job(job: EmbedJob, output: str | os.PathLike[str], encoder: EncoderSpec
         raise OptionError('--pool embeds non-overlapping tiles: drop --overlap')
     out = Path(output)
     check_vector_output(out)
-    outputs = [('output', out), ('provenance', provenance_sidecar(out))] if out.suffix.lower() == '.csv' else \
-        [('output', out)]
-    check_outputs(outputs, job.input_files())
+    sidecar = [('provenance', provenance_sidecar(out))] if out.suffix.lower() == '.csv' else []
+    check_outputs([('output', out), *sidecar], job.input_files())
     model, wdesc = encoder.load()
     job = for_model(job, model)
     dev = encoder.torch_device

@@ -191,7 +191,6 @@ class TileDataset(Dataset):  # type: ignore[type-arg]
         x = torch.where(m, x, torch.zeros((), dtype=x.dtype))  # no NaN/garbage reaches the model
         return TileBatch(x.float().contiguous(), m, index, all_valid)
 
-
     def _read(self, r0: int, c0: int, width: int, tiles: list[int], members: list[tuple[int, int]],
               out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         th = self.grid.tile_hw[0]

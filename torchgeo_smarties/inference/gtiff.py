@@ -47,8 +47,8 @@ def _loaded_paths() -> list[str]:
     """Paths of the shared libraries loaded in this process (Linux: /proc/self/maps; macOS: dyld)."""
     maps = Path('/proc/self/maps')
     if maps.is_file():
-        return [line.split(None, 5)[5].strip() for line in maps.read_text().splitlines()
-                if len(line.split(None, 5)) == 6]
+        fields = (line.split(None, 5) for line in maps.read_text().splitlines())
+        return [f[5].strip() for f in fields if len(f) == 6]  # the 6th field is the mapped file's path
     if sys.platform == 'darwin':
         dyld = ctypes.CDLL(None)
         dyld._dyld_get_image_name.restype = ctypes.c_char_p
